@@ -1,0 +1,309 @@
+"""The sampling engine: the one place that repeats a model over MC samples.
+
+Samples are computed by batch replication (T copies of the batch, sample-major along dim 0),
+in chunks that fit a memory budget, with only the stochastic tail of the network repeated when
+the model could be split. Each chunk is folded into running reductions at once, so memory does
+not grow with T unless the raw samples are kept. Reductions over samples accumulate in float64
+so that the chunking leaves no trace in the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils._pytree import tree_map
+
+from ._errors import BayesdropError
+from ._sites import CounterNoise, SitePlan, StochasticMode
+from .prediction import Prediction
+
+__all__ = ["run_samples", "ClassificationReducer", "RegressionReducer"]
+
+
+def replicate(value: Tensor, n: int) -> Tensor:
+    """``(B, ...)`` -> ``(n * B, ...)``, sample-major: rows ``t*B .. t*B+B-1`` are sample t."""
+    if n == 1:
+        return value
+    return value.unsqueeze(0).expand(n, *value.shape).reshape(n * value.shape[0], *value.shape[1:])
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    message = str(error)
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in message or "can't allocate memory" in message
+    )
+
+
+class _TallyMode(StochasticMode):
+    """A StochasticMode that adds up the bytes of every tensor the forward pass creates."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bytes = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = super().__torch_function__(func, types, args, kwargs)
+        for value in result if isinstance(result, (tuple, list)) else (result,):
+            if isinstance(value, Tensor):
+                self.bytes += value.nelement() * value.element_size()
+        return result
+
+
+def run_samples(
+    forward: Callable[..., object],
+    inputs: Sequence[object],
+    batch_dependent: Sequence[bool],
+    plan: SitePlan,
+    index_map: Sequence[int] | None,
+    samples: int,
+    seed: int,
+    stream: int,
+    chunk: int | None,
+    memory_budget: int,
+    bytes_per_sample_hint: float | None,
+    consume: Callable[[object, int], None],
+) -> float:
+    """Run ``forward`` on ``samples`` replicas of ``inputs`` and feed each chunk to ``consume``.
+
+    Args:
+        forward: the stochastic part of the model (its tail, or the whole model).
+        inputs: its inputs; those flagged in ``batch_dependent`` are ``(B, ...)`` tensors.
+        consume: called with the chunk's output (tensors shaped ``(n, B, ...)``) and ``n``.
+
+    Returns:
+        The measured bytes per sample (for sizing later chunks), or the hint given.
+    """
+    batch = next(v.shape[0] for v, flag in zip(inputs, batch_dependent) if flag)
+    bytes_per_sample = bytes_per_sample_hint
+    done = 0
+    if chunk is None and bytes_per_sample is None:
+        mode = _TallyMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map)
+        with mode:
+            out = forward(*inputs)
+        input_bytes = sum(v.nelement() * v.element_size() for v, f in zip(inputs, batch_dependent) if f)
+        bytes_per_sample = float(max(mode.bytes + mode.extra_bytes + input_bytes, 1))
+        consume(_split_samples(out, 1, batch), 1)
+        done = 1
+    if chunk is None:
+        chunk = max(1, int(memory_budget // bytes_per_sample))
+    while done < samples:
+        n = min(chunk, samples - done)
+        try:
+            replicated = [replicate(v, n) if flag else v for v, flag in zip(inputs, batch_dependent)]
+            with StochasticMode(plan, CounterNoise(seed, stream, done, n), index_map=index_map):
+                out = forward(*replicated)
+            del replicated
+        except Exception as error:  # noqa: BLE001 - re-raised unless it is an OOM we can halve
+            if not _is_out_of_memory(error) or n == 1:
+                raise
+            chunk = max(1, n // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        consume(_split_samples(out, n, batch), n)
+        done += n
+    return bytes_per_sample
+
+
+def _split_samples(out: object, n: int, batch: int) -> object:
+    def reshape(value):
+        if not isinstance(value, Tensor):
+            return value
+        if value.dim() == 0 or value.shape[0] != n * batch:
+            raise BayesdropError(
+                f"The model's output of shape {tuple(value.shape)} does not have the batch "
+                f"({n} samples x {batch} rows = {n * batch}) along dim 0; bayesdrop needs "
+                "batch-first inputs and outputs."
+            )
+        return value.reshape(n, batch, *value.shape[1:])
+
+    return tree_map(reshape, out)
+
+
+class _RunningMoments:
+    """Mean and sum of squared deviations over samples, merged chunk by chunk (Chan et al.)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None
+
+    def update(self, values: Tensor) -> None:
+        """``values``: ``(n, ...)`` float64."""
+        n = values.shape[0]
+        mean_b = values.mean(0)
+        m2_b = ((values - mean_b) ** 2).sum(0)
+        if self.mean is None:
+            self.count, self.mean, self.m2 = n, mean_b, m2_b
+            return
+        total = self.count + n
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2_b + delta**2 * (self.count * n / total)
+        self.count = total
+
+    @property
+    def variance(self) -> Tensor:
+        return self.m2 / self.count
+
+
+class ClassificationReducer:
+    """Folds ``(n, B, C)`` chunks of model outputs into a classification ``Prediction``."""
+
+    def __init__(self, output: str, keep_samples: bool, target: Tensor | None) -> None:
+        self.output, self.keep_samples, self.target = output, keep_samples, target
+        self.count = 0
+        self.log_sum: Tensor | None = None  # (B, C) logsumexp over samples of log p_t
+        self.entropy_sum: Tensor | None = None  # (B,)
+        self.votes: Tensor | None = None  # (B, C)
+        self.moments = _RunningMoments()
+        self.kept: list[Tensor] = []
+        self.dtype = torch.float32
+
+    def _log_probs(self, out: Tensor) -> Tensor:
+        if self.output == "logits":
+            return F.log_softmax(out, dim=-1)
+        if self.output == "probs":
+            return out.clamp_min(torch.finfo(out.dtype).tiny).log()
+        return out
+
+    def update(self, out: object, n: int) -> None:
+        if not isinstance(out, Tensor) or out.dim() != 3:
+            shape = tuple(out.shape[1:]) if isinstance(out, Tensor) else type(out).__name__
+            raise BayesdropError(
+                "Expected the model's output to be a (B, C) tensor of class scores for "
+                f"task='classification', but got {shape}."
+            )
+        self.dtype = out.dtype
+        log_probs = self._log_probs(out)
+        probs = log_probs.exp()
+        entropy = -(probs * torch.where(probs > 0, log_probs, torch.zeros_like(log_probs))).sum(-1)
+        chunk_log_sum = torch.logsumexp(log_probs.double(), dim=0)
+        votes = F.one_hot(log_probs.argmax(-1), log_probs.shape[-1]).sum(0)
+        if self.log_sum is None:
+            self.log_sum, self.entropy_sum, self.votes = chunk_log_sum, entropy.double().sum(0), votes
+        else:
+            self.log_sum = torch.logaddexp(self.log_sum, chunk_log_sum)
+            self.entropy_sum = self.entropy_sum + entropy.double().sum(0)
+            self.votes = self.votes + votes
+        self.moments.update(probs.double())
+        self.count += n
+        if self.keep_samples:
+            self.kept.append(probs)
+
+    def finalize(self) -> Prediction:
+        count = self.count
+        log_mean = self.log_sum - math.log(count)
+        mean = log_mean.exp()
+        total = -(mean * torch.where(mean > 0, log_mean, torch.zeros_like(log_mean))).sum(-1)
+        aleatoric = self.entropy_sum / count
+        epistemic = (total - aleatoric).clamp_min(0)
+        variation = 1 - self.votes.max(-1).values.double() / count
+        log_likelihood = None
+        if self.target is not None:
+            log_likelihood = log_mean.gather(1, self.target.long().view(-1, 1)).squeeze(1)
+        cast = lambda t: None if t is None else t.to(self.dtype)
+        kept = torch.cat(self.kept).transpose(0, 1).contiguous() if self.keep_samples else None
+        return Prediction(
+            task="classification",
+            n_samples=count,
+            mean=cast(mean),
+            total=cast(total),
+            aleatoric=cast(aleatoric),
+            epistemic=cast(epistemic),
+            variance=cast(self.moments.variance),
+            log_mean=cast(log_mean),
+            variation_ratio=cast(variation),
+            log_likelihood=cast(log_likelihood),
+            kept_samples=kept,
+        )
+
+
+class RegressionReducer:
+    """Folds chunks of regression outputs into a ``Prediction`` (Gaussian mixture over samples).
+
+    ``output`` is ``"mean"`` (the model returns ``(B, *out)``), ``"mean_var"`` or
+    ``"mean_logvar"`` (it returns a ``(mean, var)`` / ``(mean, log_var)`` pair).
+    """
+
+    def __init__(self, output: str, tau: float | None, keep_samples: bool, target: Tensor | None) -> None:
+        self.output, self.tau, self.keep_samples, self.target = output, tau, keep_samples, target
+        self.count = 0
+        self.moments = _RunningMoments()
+        self.var_sum: Tensor | None = None
+        self.ll_sum: Tensor | None = None  # (B,) logsumexp over samples of log N(y | mu_t, var_t)
+        self.kept_means: list[Tensor] = []
+        self.kept_vars: list[Tensor] = []
+        self.dtype = torch.float32
+
+    def _split(self, out: object) -> tuple[Tensor, Tensor | None]:
+        if self.output == "mean":
+            if not isinstance(out, Tensor):
+                raise BayesdropError(
+                    "Expected the model to return one tensor for output='mean', but got "
+                    f"{type(out).__name__}; use output='mean_var' or 'mean_logvar' for a "
+                    "(mean, variance) head."
+                )
+            return out, None
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise BayesdropError(
+                f"Expected the model to return a (mean, {self.output[5:]}) pair for "
+                f"output={self.output!r}, but got {type(out).__name__}."
+            )
+        mean, second = out
+        var = second.exp() if self.output == "mean_logvar" else second
+        return mean, var
+
+    def update(self, out: object, n: int) -> None:
+        mean, var = self._split(out)
+        self.dtype = mean.dtype
+        self.moments.update(mean.double())
+        if var is not None:
+            chunk_var = var.double().sum(0)
+            self.var_sum = chunk_var if self.var_sum is None else self.var_sum + chunk_var
+        if self.target is not None:
+            if var is None:
+                var = torch.full_like(mean, 1.0 / self.tau)
+            y = self.target.to(mean.dtype).reshape(mean.shape[1:])
+            log_density = -0.5 * ((y - mean) ** 2 / var + var.log() + math.log(2 * math.pi))
+            per_sample = log_density.reshape(n, mean.shape[1], -1).sum(-1).double()
+            chunk_ll = torch.logsumexp(per_sample, dim=0)
+            self.ll_sum = chunk_ll if self.ll_sum is None else torch.logaddexp(self.ll_sum, chunk_ll)
+        self.count += n
+        if self.keep_samples:
+            self.kept_means.append(mean)
+            if var is not None:
+                self.kept_vars.append(var)
+
+    def finalize(self) -> Prediction:
+        count = self.count
+        mean = self.moments.mean
+        epistemic = self.moments.variance
+        if self.var_sum is not None:
+            aleatoric = self.var_sum / count
+        elif self.tau is not None:
+            aleatoric = torch.full_like(mean, 1.0 / self.tau)
+        else:
+            aleatoric = torch.zeros_like(mean)
+        total = aleatoric + epistemic
+        log_likelihood = None if self.ll_sum is None else self.ll_sum - math.log(count)
+        cast = lambda t: None if t is None else t.to(self.dtype)
+        stack = lambda kept: torch.cat(kept).transpose(0, 1).contiguous() if kept else None
+        return Prediction(
+            task="regression",
+            n_samples=count,
+            mean=cast(mean),
+            total=cast(total),
+            aleatoric=cast(aleatoric),
+            epistemic=cast(epistemic),
+            variance=cast(total),
+            log_likelihood=cast(log_likelihood),
+            kept_samples=stack(self.kept_means) if self.keep_samples else None,
+            kept_sample_variances=stack(self.kept_vars) if self.keep_samples else None,
+        )

@@ -1,0 +1,361 @@
+"""Stochastic sites: where randomness enters a forward pass, caught without touching the model.
+
+A ``torch.overrides.TorchFunctionMode`` sees every dropout call (``nn.Dropout*`` modules call the
+functional forms), attention with dropout, and the ``linear``/``conv`` calls of chosen layers.
+It counts those "candidate calls" in execution order, and replaces the active ones with noise
+drawn for every MC sample separately. Module training flags are never changed, so BatchNorm and
+every other layer stay in eval mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from . import _rng
+
+
+class Method(str, Enum):
+    """How a stochastic site perturbs the forward pass."""
+
+    DROPOUT = "dropout"  #: Bernoulli unit masks, scaled by 1 / (1 - p)
+    DROPCONNECT = "dropconnect"  #: Bernoulli masks on weights, one per MC sample
+    GAUSSIAN = "gaussian"  #: multiplicative N(1, p / (1 - p)) noise at the dropout sites
+
+
+class SiteKind(str, Enum):
+    """What kind of call a site is."""
+
+    DROPOUT = "dropout"  #: F.dropout / nn.Dropout: element-wise
+    FEATURE = "feature"  #: F.dropout1d/2d/3d: whole channels
+    ALPHA = "alpha"  #: F.alpha_dropout: SELU-preserving
+    FEATURE_ALPHA = "feature_alpha"  #: F.feature_alpha_dropout
+    ATTENTION = "attention"  #: dropout on attention weights (MHA, scaled_dot_product_attention)
+    WEIGHT = "weight"  #: weights of a chosen Linear / Conv layer (DropConnect)
+    LAYER_INPUT = "layer_input"  #: input of a chosen Linear / Conv layer (added dropout)
+
+
+_DROPOUT_FUNCTIONS: dict[Callable, SiteKind] = {
+    F.dropout: SiteKind.DROPOUT,
+    F.dropout1d: SiteKind.FEATURE,
+    F.dropout2d: SiteKind.FEATURE,
+    F.dropout3d: SiteKind.FEATURE,
+    F.alpha_dropout: SiteKind.ALPHA,
+    F.feature_alpha_dropout: SiteKind.FEATURE_ALPHA,
+    torch.dropout: SiteKind.DROPOUT,
+    torch.feature_dropout: SiteKind.FEATURE,
+    torch.alpha_dropout: SiteKind.ALPHA,
+    torch.feature_alpha_dropout: SiteKind.FEATURE_ALPHA,
+}
+_WEIGHT_FUNCTIONS = (F.linear, F.conv1d, F.conv2d, F.conv3d)
+_SELU_ALPHA = 1.7580993408473766  # -SELU's negative saturation, as in torch's alpha dropout
+
+
+@dataclass
+class SiteCall:
+    """One candidate call seen while probing a forward pass."""
+
+    index: int
+    kind: SiteKind
+    p: float
+    where: str  # innermost module name, or "<forward>"
+    function: str
+
+
+@dataclass
+class SitePlan:
+    """Which candidate calls are stochastic, and how."""
+
+    method: Method
+    p_override: float | None = None
+    active: frozenset[int] | None = None  # None: every candidate with p > 0
+    weights: dict[int, str] = field(default_factory=dict)  # id(weight) -> layer name
+    weight_kind: SiteKind | None = None  # WEIGHT (dropconnect) or LAYER_INPUT
+    catch_dropout_calls: bool = True
+
+    def rate(self, site_p: float) -> float:
+        return site_p if self.p_override is None else self.p_override
+
+    def is_active(self, index: int, p: float) -> bool:
+        if p <= 0:
+            return False
+        return self.active is None or index in self.active
+
+
+class Noise:
+    """Where the random numbers come from."""
+
+    def keep_mask(self, site: int, shape: torch.Size, p: float, device: torch.device) -> Tensor:
+        raise NotImplementedError
+
+    def normal(self, site: int, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
+        raise NotImplementedError
+
+    n_samples: int = 1
+
+
+class CounterNoise(Noise):
+    """Seeded, chunk-invariant noise for samples ``first_sample .. first_sample + n_samples``."""
+
+    def __init__(self, seed: int, stream: int, first_sample: int, n_samples: int) -> None:
+        self.seed, self.stream = seed, stream
+        self.first_sample, self.n_samples = first_sample, n_samples
+
+    def keep_mask(self, site, shape, p, device):
+        return _rng.bernoulli_keep(
+            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device
+        )
+
+    def normal(self, site, shape, dtype, device):
+        return _rng.standard_normal(
+            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, dtype, device
+        )
+
+
+class TorchNoise(Noise):
+    """Noise from torch's global generator: training-time forward passes (one sample)."""
+
+    def keep_mask(self, site, shape, p, device):
+        return torch.rand(shape, device=device) >= p
+
+    def normal(self, site, shape, dtype, device):
+        return torch.randn(shape, dtype=dtype, device=device)
+
+
+def _arg(args: Sequence, kwargs: dict, position: int, name: str, default):
+    if len(args) > position:
+        return args[position]
+    return kwargs.get(name, default)
+
+
+class StochasticMode(TorchFunctionMode):
+    """Counts candidate calls and makes the active ones stochastic.
+
+    Args:
+        plan: which calls are active and the method.
+        noise: the noise source, or None to make every candidate call deterministic (eval).
+        index_map: maps the local count of candidate calls to the global site index (the
+            index in a full forward pass), used when only the tail of a split model runs.
+        record: if given, every candidate call is appended to it.
+    """
+
+    def __init__(
+        self,
+        plan: SitePlan,
+        noise: Noise | None,
+        index_map: Sequence[int] | None = None,
+        record: list[SiteCall] | None = None,
+        module_stack: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.plan, self.noise, self.index_map = plan, noise, index_map
+        self.record, self.module_stack = record, module_stack
+        self.count = 0
+        self.extra_bytes = 0  # bytes of per-sample weights made inside handlers (chunk sizing)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _next_site(self, kind: SiteKind, p: float, function: str) -> tuple[int, float, bool]:
+        local = self.count
+        self.count += 1
+        index = self.index_map[local] if self.index_map is not None else local
+        rate = self.plan.rate(p)
+        if self.record is not None:
+            where = self.module_stack[-1] if self.module_stack else "<forward>"
+            self.record.append(SiteCall(index, kind, rate, where, function))
+        active = self.noise is not None and self.plan.is_active(index, rate)
+        return index, rate, active
+
+    # -- noise ---------------------------------------------------------------------------------
+    def _n(self) -> int:
+        return self.noise.n_samples if self.noise is not None else 1
+
+    def _element_noise(self, x: Tensor, site: int, p: float, kind: SiteKind) -> Tensor:
+        """Apply the method's noise to ``x`` (dim 0 sample-major) for a dropout-like site."""
+        noise = self.noise
+        feature = kind in (SiteKind.FEATURE, SiteKind.FEATURE_ALPHA)
+        shape = x.shape[:2] + (1,) * (x.dim() - 2) if feature and x.dim() > 2 else x.shape
+        if self.plan.method is Method.GAUSSIAN:
+            std = math.sqrt(p / (1.0 - p))
+            return x * (1.0 + std * noise.normal(site, shape, x.dtype, x.device))
+        keep = noise.keep_mask(site, shape, p, x.device)
+        if kind in (SiteKind.ALPHA, SiteKind.FEATURE_ALPHA):
+            a = 1.0 / math.sqrt((_SELU_ALPHA**2 * p + 1.0) * (1.0 - p))
+            keep_f = keep.to(x.dtype)
+            return x * (keep_f * a) + (keep_f - 1.0) * (_SELU_ALPHA * a) + _SELU_ALPHA * a * p
+        if p >= 1.0:
+            return x * 0.0
+        return torch.where(keep, x * (1.0 / (1.0 - p)), torch.zeros((), dtype=x.dtype, device=x.device))
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        kind = _DROPOUT_FUNCTIONS.get(func)
+        if kind is not None and self.plan.catch_dropout_calls:
+            return self._dropout_call(func, kind, args, kwargs)
+        if func in _WEIGHT_FUNCTIONS and self.plan.weights:
+            weight = _arg(args, kwargs, 1, "weight", None)
+            if weight is not None and id(weight) in self.plan.weights:
+                return self._weight_call(func, args, kwargs)
+        if func is F.multi_head_attention_forward and self.plan.catch_dropout_calls:
+            return self._mha_call(func, args, kwargs)
+        if func is F.scaled_dot_product_attention and self.plan.catch_dropout_calls:
+            return self._sdpa_call(func, args, kwargs)
+        return func(*args, **kwargs)
+
+    def _dropout_call(self, func, kind, args, kwargs):
+        x = _arg(args, kwargs, 0, "input", None)
+        p = float(_arg(args, kwargs, 1, "p", 0.5))
+        site, rate, active = self._next_site(kind, p, func.__name__)
+        if not active:
+            return x
+        return self._element_noise(x, site, rate, kind)
+
+    def _weight_call(self, func, args, kwargs):
+        args = list(args)
+        x = args[0] if args else kwargs.pop("input")
+        weight = args[1] if len(args) > 1 else kwargs.pop("weight")
+        rest, bias = args[2:], None
+        if rest:
+            bias, rest = rest[0], rest[1:]
+        else:
+            bias = kwargs.pop("bias", None)
+        kind = self.plan.weight_kind
+        site, rate, active = self._next_site(kind, self.plan.rate(0.0), func.__name__)
+        if not active:
+            return func(x, weight, bias, *rest, **kwargs)
+        if kind is SiteKind.LAYER_INPUT:
+            return func(self._element_noise(x, site, rate, SiteKind.DROPOUT), weight, bias, *rest, **kwargs)
+        n = self._n()
+        if x.shape[0] % n:
+            raise RuntimeError(f"batch of {x.shape[0]} rows is not a multiple of {n} samples")
+        shape = torch.Size((n,) + tuple(weight.shape))
+        if self.plan.method is Method.GAUSSIAN:
+            std = math.sqrt(rate / (1.0 - rate))
+            weights = weight * (1.0 + std * self.noise.normal(site, shape, weight.dtype, weight.device))
+        else:
+            keep = self.noise.keep_mask(site, shape, rate, weight.device)
+            weights = torch.where(keep, weight * (1.0 / (1.0 - rate)), torch.zeros((), dtype=weight.dtype, device=weight.device))
+        self.extra_bytes += weights.nelement() * weights.element_size() * 2
+        if func is F.linear:
+            return _per_sample_linear(x, weights, bias)
+        return _per_sample_conv(func, x, weights, bias, rest, kwargs)
+
+    def _mha_call(self, func, args, kwargs):
+        dropout_p = float(_arg(args, kwargs, 10, "dropout_p", 0.0))
+        site, rate, active = self._next_site(SiteKind.ATTENTION, dropout_p, "multi_head_attention_forward")
+        kwargs = dict(kwargs)
+        if not active:
+            kwargs["training"] = False
+            return func(*args, **kwargs)
+        need_weights = kwargs.get("need_weights", True)
+        args = list(args)
+        if len(args) > 10:
+            args[10] = rate
+        else:
+            kwargs["dropout_p"] = rate
+        kwargs["training"], kwargs["need_weights"] = True, True
+        # Inside, torch calls F.dropout on the attention weights: catch it as this same site.
+        inner = _InnerAttentionDropout(self, site, rate)
+        with inner:
+            out, weights = func(*args, **kwargs)
+        return out, (weights if need_weights else None)
+
+    def _sdpa_call(self, func, args, kwargs):
+        dropout_p = float(_arg(args, kwargs, 4, "dropout_p", 0.0))
+        site, rate, active = self._next_site(SiteKind.ATTENTION, dropout_p, "scaled_dot_product_attention")
+        args, kwargs = list(args), dict(kwargs)
+        if len(args) > 4:
+            args[4] = 0.0
+        else:
+            kwargs["dropout_p"] = 0.0
+        if not active:
+            return func(*args, **kwargs)
+        return _attention_with_dropout(args, kwargs, lambda w: self._element_noise(w, site, rate, SiteKind.DROPOUT))
+
+
+class _InnerAttentionDropout(TorchFunctionMode):
+    """Catches the one F.dropout torch applies to attention weights inside MHA."""
+
+    def __init__(self, outer: StochasticMode, site: int, rate: float) -> None:
+        super().__init__()
+        self.outer, self.site, self.rate = outer, site, rate
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (F.dropout, torch.dropout):
+            x = _arg(args, kwargs, 0, "input", None)
+            return self.outer._element_noise(x, self.site, self.rate, SiteKind.DROPOUT)
+        return func(*args, **kwargs)
+
+
+def _attention_with_dropout(args, kwargs, drop: Callable[[Tensor], Tensor]) -> Tensor:
+    """scaled_dot_product_attention written out, with ``drop`` on the attention weights."""
+    names = ["query", "key", "value", "attn_mask", "dropout_p", "is_causal"]
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    if bound.get("enable_gqa", False):
+        raise NotImplementedError("bayesdrop: scaled_dot_product_attention(enable_gqa=True) with dropout")
+    q, k, v = bound["query"], bound["key"], bound["value"]
+    scale = bound.get("scale") or 1.0 / math.sqrt(q.shape[-1])
+    scores = (q @ k.transpose(-2, -1)) * scale
+    if bound.get("is_causal", False):
+        causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    mask = bound.get("attn_mask")
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    return drop(torch.softmax(scores, dim=-1)) @ v
+
+
+def _per_sample_linear(x: Tensor, weights: Tensor, bias: Tensor | None) -> Tensor:
+    """``x`` (n*B, ..., in) with weights (n, out, in): each sample block uses its own weight."""
+    n = weights.shape[0]
+    lead = x.shape[:-1]
+    y = torch.bmm(x.reshape(n, -1, x.shape[-1]), weights.transpose(1, 2))
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*lead, weights.shape[1])
+
+
+def _per_sample_conv(func, x: Tensor, weights: Tensor, bias, rest, kwargs) -> Tensor:
+    """Conv with a different weight per sample block, as one grouped convolution."""
+    names = ["stride", "padding", "dilation", "groups"]
+    options = dict(zip(names, rest))
+    options.update(kwargs)
+    groups = int(options.pop("groups", 1))
+    n = weights.shape[0]
+    rows = x.shape[0] // n
+    spatial = x.shape[2:]
+    x_grouped = x.reshape(n, rows, x.shape[1], *spatial).transpose(0, 1).reshape(rows, n * x.shape[1], *spatial)
+    w_grouped = weights.reshape(n * weights.shape[1], *weights.shape[2:])
+    b_grouped = None if bias is None else bias.repeat(n)
+    y = func(x_grouped, w_grouped, b_grouped, groups=groups * n, **options)
+    out = weights.shape[1]
+    return y.reshape(rows, n, out, *y.shape[2:]).transpose(0, 1).reshape(n * rows, out, *y.shape[2:])
+
+
+def module_name_stack(model: nn.Module) -> tuple[list[str], list]:
+    """Hooks that keep the name of the module being executed on a stack (for probing)."""
+    stack: list[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def pre(_m, _i, name=name):
+            stack.append(name)
+
+        def post(_m, _i, _o):
+            if stack:
+                stack.pop()
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+    return stack, handles

@@ -1,0 +1,264 @@
+"""The experiment charts: uncertainty along a rotation / morph, metric vs rate / samples.
+
+matplotlib is imported lazily (Agg backend); every function writes one PNG atomically and
+returns its path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._errors import BayesdropError, expected
+
+__all__ = ["path_uncertainty", "plot_uncertainty_path", "plot_metric_vs", "PREFERRED_METRICS"]
+
+# metrics drawn by the sweep charts when present, best first
+PREFERRED_METRICS = ("accuracy", "nll", "brier", "ece", "aurc", "ood_auroc")
+# whether a larger value is better, for the axis labels
+_HIGHER_BETTER = {"accuracy": True, "ood_auroc": True, "ood_aupr": True}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo"):
+        matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+@torch.no_grad()
+def path_uncertainty(mc: Any, images: Tensor, *, samples: int = 100, seed: int = 0
+                     ) -> dict[str, Tensor]:
+    """MC-predict a path of K inputs (a rotation, a morph) and collect what the charts show.
+
+    Args:
+        mc: a wrapped classifier (``bd.wrap(..., task="classification")``).
+        images: ``(K, *in)`` the inputs along the path.
+        samples: MC samples T.
+        seed: sampling seed.
+
+    Returns:
+        ``samples`` ``(K, T, C)`` per-sample probabilities, ``mean`` ``(K, C)``, and ``(K,)``
+        ``entropy`` (total), ``expected_entropy`` (aleatoric), ``mutual_information``
+        (epistemic), ``variation_ratio``.
+    """
+    pred = mc.predict(images, samples=samples, seed=seed, keep_samples=True)
+    if pred.task != "classification":
+        raise expected("mc", "a classification model", pred.task)
+    return {
+        "samples": pred.samples.detach().cpu(),
+        "mean": pred.mean.detach().cpu(),
+        "entropy": pred.total.detach().cpu(),
+        "expected_entropy": pred.aleatoric.detach().cpu(),
+        "mutual_information": pred.epistemic.detach().cpu(),
+        "variation_ratio": pred.variation_ratio.detach().cpu(),
+    }
+
+
+def plot_uncertainty_path(
+    images: Tensor,
+    result: Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    steps: Sequence[float] | None = None,
+    step_label: str = "step",
+    title: str = "",
+    class_names: Sequence[str] | None = None,
+    max_classes: int = 4,
+) -> Path:
+    """Draw the uncertainty of a model along a path of inputs.
+
+    Four rows sharing the x axis: the inputs; the predicted class distribution per step (MC
+    mean probability of the classes that matter); the MC spread (every sampled probability of
+    those classes, with the 10-90 % band); entropy, expected entropy and mutual information
+    (nats) and the variation ratio.
+
+    Args:
+        images: ``(K, 1, H, W)``, ``(K, H, W)`` images or ``(K, D)`` flat inputs (square D).
+        result: what :func:`path_uncertainty` returned.
+        path: PNG file to write.
+        steps: x values of the K steps (e.g. angles in degrees); default 0..K-1.
+        step_label: x-axis label.
+        title: figure title.
+        class_names: names of the C classes.
+        max_classes: at most this many classes are drawn (the largest mean probabilities).
+    """
+    plt = _pyplot()
+    mean, samp = result["mean"], result["samples"]
+    k, t, c = samp.shape
+    if mean.shape != (k, c):
+        raise expected("result['mean']", f"a ({k}, {c}) tensor", tuple(mean.shape))
+    xs = torch.arange(k, dtype=torch.float64) if steps is None else torch.tensor(
+        list(steps), dtype=torch.float64)
+    if xs.numel() != k:
+        raise expected("steps", f"{k} values", len(xs))
+    names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
+    # classes worth drawing: largest peak mean probability along the path
+    peak = mean.max(0).values
+    shown = [int(i) for i in peak.argsort(descending=True)[:max_classes] if peak[i] > 0.05]
+    colors = plt.get_cmap("tab10")
+
+    fig = plt.figure(figsize=(max(8.0, 0.75 * k), 9.5))
+    grid = fig.add_gridspec(4, k, height_ratios=[1.0, 2.0, 2.0, 2.0], hspace=0.35)
+    pics = _as_pictures(images)
+    for i in range(k):
+        ax = fig.add_subplot(grid[0, i])
+        if pics is not None:
+            ax.imshow(pics[i], cmap="gray_r")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{xs[i].item():g}", fontsize=8)
+    ax1 = fig.add_subplot(grid[1, :])
+    ax2 = fig.add_subplot(grid[2, :], sharex=ax1)
+    ax3 = fig.add_subplot(grid[3, :], sharex=ax1)
+
+    width = (xs[-1] - xs[0]).item() / max(k - 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    for j, cls in enumerate(shown):
+        col = colors(j % 10)
+        ax1.plot(xs, mean[:, cls], "-o", color=col, lw=2, ms=4, label=names[cls])
+        jitter = (torch.rand(k, t, generator=gen, dtype=torch.float64) - 0.5) * 0.35 * width
+        ax2.scatter((xs[:, None] + jitter).flatten(), samp[:, :, cls].flatten(), s=4,
+                    color=col, alpha=0.25, linewidths=0)
+        lo = samp[:, :, cls].quantile(0.1, dim=1)
+        hi = samp[:, :, cls].quantile(0.9, dim=1)
+        ax2.fill_between(xs, lo, hi, color=col, alpha=0.15)
+        ax2.plot(xs, mean[:, cls], "-", color=col, lw=1.5, label=names[cls])
+    other = 1 - mean[:, shown].sum(1) if shown else torch.ones(k)
+    if other.max() > 0.02:
+        ax1.plot(xs, other, ":", color="gray", lw=1.5, label="other classes")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_ylabel("mean probability")
+    ax1.set_title("predicted class distribution (MC mean)", fontsize=10)
+    ax1.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    ax2.set_ylim(-0.02, 1.02)
+    ax2.set_ylabel("sampled probability")
+    ax2.set_title(f"MC spread: {t} samples per step, 10-90% band", fontsize=10)
+    ax2.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+
+    ax3.plot(xs, result["entropy"], "-o", color="black", ms=3, label="entropy (total)")
+    ax3.plot(xs, result["expected_entropy"], "--", color="tab:blue",
+             label="expected entropy (aleatoric)")
+    ax3.plot(xs, result["mutual_information"], "-", color="tab:red", lw=2,
+             label="mutual information (epistemic)")
+    ax3.plot(xs, result["variation_ratio"], ":", color="tab:green", label="variation ratio")
+    ax3.axhline(math.log(c), color="gray", lw=0.8, ls=(0, (1, 3)))
+    ax3.set_ylim(bottom=0)
+    ax3.set_ylabel("nats / ratio")
+    ax3.set_xlabel(step_label)
+    ax3.set_title(f"uncertainty per step (dotted: max entropy ln {c})", fontsize=10)
+    ax3.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    for ax in (ax1, ax2):
+        plt.setp(ax.get_xticklabels(), visible=False)
+    ax3.set_xticks(xs.tolist())
+    ax3.set_xticklabels([f"{v:g}" for v in xs.tolist()], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11, y=0.995)
+    return _save(fig, path)
+
+
+def _as_pictures(images: Tensor) -> Tensor | None:
+    x = images.detach().cpu().float()
+    if x.dim() == 4 and x.shape[1] in (1, 3):
+        return x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
+    if x.dim() == 3:
+        return x
+    if x.dim() == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side == x.shape[1]:
+            return x.reshape(-1, side, side)
+    return None
+
+
+def plot_metric_vs(
+    results: Sequence[Mapping[str, Any]],
+    x: str,
+    path: str | Path,
+    *,
+    metrics: Sequence[str] | None = None,
+    group: Sequence[str] = ("method",),
+    fixed: Mapping[str, Any] | None = None,
+    title: str = "",
+) -> Path:
+    """Draw each metric against one hyperparameter, one line per group (e.g. per method).
+
+    Args:
+        results: one mapping per run holding its hyperparameters (``method``, ``rate``,
+            ``samples``, ...) and its metrics (``accuracy``, ``nll``, ...).
+        x: the hyperparameter on the x axis (``"rate"`` or ``"samples"``).
+        path: PNG file to write.
+        metrics: the metrics to draw (one panel each); default those of
+            :data:`PREFERRED_METRICS` present in the results.
+        group: hyperparameters whose combination makes one line.
+        fixed: keep only the runs with these values (e.g. ``{"samples": 100}``).
+        title: figure title.
+    """
+    plt = _pyplot()
+    rows = [r for r in results if all(r.get(k) == v for k, v in (fixed or {}).items())]
+    if not rows:
+        raise expected("results", f"runs matching {dict(fixed or {})}", len(results))
+    if metrics is None:
+        metrics = [m for m in PREFERRED_METRICS if any(_finite(r.get(m)) for r in rows)]
+    if not metrics:
+        raise BayesdropError("None of the runs has a metric to draw.")
+    lines: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        lines.setdefault(tuple(r.get(g) for g in group), []).append(r)
+    ncol = min(len(metrics), 3)
+    nrow = math.ceil(len(metrics) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.4 * nrow), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        for j, (label, runs) in enumerate(sorted(lines.items(), key=lambda kv: str(kv[0]))):
+            pts = sorted((r[x], float(r[metric])) for r in runs if _finite(r.get(metric)))
+            if not pts:
+                continue
+            name = ", ".join(f"{g}={v}" if g != "method" else str(v)
+                             for g, v in zip(group, label, strict=True))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=cmap(j % 10),
+                    label=name, ms=5)
+        better = "higher is better" if _HIGHER_BETTER.get(metric) else "lower is better"
+        ax.set_title(f"{metric} ({better})", fontsize=10)
+        ax.set_xlabel({"rate": "dropout rate p", "samples": "MC samples T"}.get(x, x))
+        if x == "samples":
+            ax.set_xscale("log")
+        xs = sorted({r[x] for r in rows})
+        ax.set_xticks(xs)
+        ax.set_xticklabels([f"{v:g}" for v in xs])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False,
+               bbox_to_anchor=(0.5, -0.02 * (1 + len(labels) // 4)))
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False

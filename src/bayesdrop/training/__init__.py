@@ -1,0 +1,29 @@
+"""Training and evaluation of wrapped models: loops, schedules, early stopping, checkpoints.
+
+>>> from bayesdrop.training import prior_weight_decay
+>>> prior_weight_decay(length_scale=1e-2, p=0.5, n=1000, tau=1.0)
+2.5e-08
+"""
+
+from ._loop import EpochStats, Evaluation, History, dataset_targets, evaluate_model, fit
+from ._utils import (
+    load_checkpoint,
+    prior_weight_decay,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
+
+__all__ = [
+    "EpochStats",
+    "Evaluation",
+    "History",
+    "dataset_targets",
+    "evaluate_model",
+    "fit",
+    "load_checkpoint",
+    "prior_weight_decay",
+    "resolve_device",
+    "save_checkpoint",
+    "seed_everything",
+]
