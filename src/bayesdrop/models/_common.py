@@ -96,4 +96,3 @@ def mlp_trunk(
     if not layers:
         layers.append(nn.Identity())
     return nn.Sequential(*layers)
-

@@ -1,0 +1,24 @@
+"""The model zoo: LeNet-5, MLPs, a small ConvNet, ResNet-18, DenseNet and VGG, each with the
+dropout rate and placement as parameters, all ``torch.fx``-traceable."""
+
+from __future__ import annotations
+
+from .densenet import DenseNet
+from .lenet import ConvNet, LeNet5
+from .mlp import MLP, RegressionMLP
+from .registry import create_model, list_models
+from .resnet import BasicBlock, ResNet18
+from .vgg import VGG
+
+__all__ = [
+    "BasicBlock",
+    "ConvNet",
+    "DenseNet",
+    "LeNet5",
+    "MLP",
+    "RegressionMLP",
+    "ResNet18",
+    "VGG",
+    "create_model",
+    "list_models",
+]
