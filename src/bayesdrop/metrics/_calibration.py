@@ -138,7 +138,7 @@ def ece(probs: Any, target: Any, n_bins: int = 15) -> float:
     Returns:
         ECE in [0, 1].
 
-    >>> ece(torch.tensor([[0.8, 0.2], [0.8, 0.2]]), torch.tensor([0, 1]), n_bins=10)
+    >>> round(ece(torch.tensor([[0.8, 0.2], [0.8, 0.2]]), torch.tensor([0, 1]), n_bins=10), 6)
     0.3
     """
     n_bins = check_n_bins(n_bins)

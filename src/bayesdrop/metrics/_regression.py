@@ -213,9 +213,7 @@ def _qce_from_counts(counts: Tensor, n_total: int) -> float:
     return float((counts / n_total - levels).abs().mean())
 
 
-def quantile_calibration_error(
-    mean: Any, var: Any, target: Any, n_levels: int = 19
-) -> float:
+def quantile_calibration_error(mean: Any, var: Any, target: Any, n_levels: int = 19) -> float:
     """Quantile calibration error (Kuleshov et al. 2018, absolute form): the mean over levels
     ``p = 1/(L+1), ..., L/(L+1)`` of |fraction of targets below the predicted p-quantile - p|.
 

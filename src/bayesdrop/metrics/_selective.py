@@ -179,8 +179,13 @@ def coverage_at_risk(confidence: Any, correct: Any, risk: float = 0.05) -> Cover
         correct: ``(N,)`` booleans, whether each prediction was right.
         risk: target selective risk in [0, 1].
 
-    >>> coverage_at_risk(torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([1, 0, 1, 0]), 0.4)
-    CoverageAtRisk(coverage=0.75, reached=True, threshold=0.7)
+    >>> conf, correct = torch.tensor([0.9, 0.8, 0.7, 0.6]), torch.tensor([1, 0, 1, 0])
+    >>> coverage_at_risk(conf, correct, risk=0.4)[:2]
+    (0.75, True)
+    >>> coverage_at_risk(conf, correct, risk=0.0)[:2]
+    (0.25, True)
+    >>> coverage_at_risk(1 - conf, correct, risk=0.0)[:2]
+    (0.0, False)
     """
     target = check_fraction(risk, "risk", closed=True)
     return _coverage_at_risk(risk_coverage_curve(confidence, correct), target)

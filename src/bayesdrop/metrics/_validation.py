@@ -154,9 +154,13 @@ def check_same_shape(t: Tensor, name: str, shape: torch.Size, other: str) -> Ten
     """Allow ``(N,)`` vs ``(N, 1)``; otherwise the shapes must match exactly."""
     if t.shape == shape:
         return t
-    if t.numel() == int(np.prod(shape)) and t.dim() >= 1 and len(shape) >= 1 and (
-        t.shape[0] == shape[0]
-    ) and (t.dim() == 1 or len(shape) == 1):
+    if (
+        t.numel() == int(np.prod(shape))
+        and t.dim() >= 1
+        and len(shape) >= 1
+        and (t.shape[0] == shape[0])
+        and (t.dim() == 1 or len(shape) == 1)
+    ):
         return t.reshape(shape)
     raise BayesdropError(
         f"Expected argument `{name}` to have the shape of `{other}` {tuple(shape)}, but got "
