@@ -27,7 +27,7 @@ from ._config import ExperimentConfig
 from ._tracking import Tracker, make_tracker, write_json_atomic
 
 __all__ = ["RunResult", "run_experiment", "run_dir", "load_result", "build_model",
-           "load_data", "format_metrics"]
+           "load_data", "format_metrics", "load_trained", "wrap_model"]
 
 RESULT_FILE = "result.json"
 
@@ -119,25 +119,29 @@ def _ood_data(cfg: ExperimentConfig, n_test: int) -> TensorDataset | None:
     return TensorDataset(pair.x_out, pair.y_out)
 
 
-def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int
-                ) -> nn.Module:
-    """The unwrapped network for the config (dropout layers at ``rate`` for method dropout,
-    Concrete dropout layers for method concrete, no dropout for DropConnect / Gaussian)."""
+def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int,
+                n_train: int) -> nn.Module:
+    """The unwrapped network for the config.
+
+    Dropout layers at ``rate`` for methods dropout and gaussian (whose noise replaces them),
+    none (rate 0) for DropConnect (its weight masks are the noise), and Concrete dropout layers
+    for method concrete, with Gal et al.'s regularisers ``l^2 / (tau N)`` and ``2 / (tau N)``.
+    """
     from .. import models
 
-    p = cfg.rate if cfg.method in ("dropout", "concrete") else 0.0
-    model = models.create_model(cfg.model, in_shape=tuple(input_shape),
-                                num_classes=num_classes, p=p)
+    p = 0.0 if cfg.method == "dropconnect" else cfg.rate
+    model = models.create_model(cfg.model, in_channels=int(input_shape[0]),
+                                input_size=int(input_shape[-1]), num_classes=num_classes,
+                                dropout=p)
     if cfg.method == "concrete":
-        model = _to_concrete(model, cfg)
+        model = _to_concrete(model, cfg, n_train)
     return model
 
 
-def _to_concrete(model: nn.Module, cfg: ExperimentConfig) -> nn.Module:
+def _to_concrete(model: nn.Module, cfg: ExperimentConfig, n: int) -> nn.Module:
     """Replace every ``Dropout -> Linear/Conv`` pair by ``ConcreteDropout(Linear/Conv)``."""
     import bayesdrop as bd
 
-    n = cfg.train_size or 50_000
     tau = cfg.tau or 1.0
     length_scale = cfg.length_scale or 1e-2
     replaced = 0
@@ -175,7 +179,34 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
     """The metrics as a text table (``bayesdrop.metrics``' formatter)."""
     from .. import metrics as _metrics
 
-    return _metrics.format_table(metrics, title=title)
+    table = _metrics.format_table(metrics)
+    return f"{title}\n{table}" if title else table
+
+
+def load_trained(folder: str | Path, device: str | None = None) -> tuple[ExperimentConfig, Any, Any]:
+    """Rebuild a finished run from its folder: ``(config, wrapped model, data splits)``.
+
+    Args:
+        folder: a run folder (holding ``config.json`` and ``model.pt``).
+        device: overrides the config's device.
+    """
+    folder = Path(folder)
+    if not (folder / "model.pt").is_file() or not (folder / "config.json").is_file():
+        raise BayesdropError(
+            f"Expected argument `run_dir` to be a finished run folder with config.json and "
+            f"model.pt, but got {str(folder)!r}."
+        )
+    raw = json.loads((folder / "config.json").read_text())
+    if device is not None:
+        raw["device"] = device
+    cfg = ExperimentConfig(**raw)
+    splits = load_data(cfg)
+    model = build_model(cfg, splits.input_shape, splits.num_classes, len(splits.x_train))
+    mc = wrap_model(model, cfg, splits.task)
+    dev = resolve_device(cfg.device)
+    mc.load_state_dict(load_checkpoint(folder / "model.pt", map_location=dev)["model"])
+    mc.to(dev)
+    return cfg, mc, splits
 
 
 # ------------------------------------------------------------------------------------ run
@@ -241,7 +272,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     say(f"[bayesdrop] {cfg.slug()}: {splits.name} train {len(train)}, val "
         f"{0 if val is None else len(val)}, test {len(test)}; device {device}")
 
-    model = build_model(cfg, splits.input_shape, splits.num_classes)
+    model = build_model(cfg, splits.input_shape, splits.num_classes, len(train))
     mc = wrap_model(model, cfg, splits.task)
     ckpt_path, model_path = _train_paths(cfg)
     reused = model_path.is_file()
@@ -297,7 +328,10 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     tracker.log_artifact(out / "metrics.txt")
     tracker.log_artifact(out / "metrics.json")
     tracker.log_artifact(out / "config.json")
-    tracker.log_artifact(model_path, "model")
+    save_checkpoint(out / "model.pt", {"model": mc.state_dict(), "config": cfg.to_dict(),
+                                       "history": [e.__dict__ for e in history],
+                                       "bayesdrop_version": bayesdrop.__version__})
+    tracker.log_artifact(out / "model.pt", "model")
 
     charts: list[str] = []
     if cfg.charts:

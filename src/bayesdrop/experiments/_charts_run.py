@@ -1,0 +1,104 @@
+"""The charts of one run, named by the experiment's parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from .._errors import expected
+from ._config import ExperimentConfig
+from .charts import path_uncertainty, plot_uncertainty_path
+
+__all__ = ["draw_run_charts", "class_names"]
+
+
+def class_names(dataset: str) -> list[str] | None:
+    """Readable class names of a data set, or None (class indices)."""
+    if dataset == "fashion-mnist":
+        from ..data import FASHION_MNIST_CLASSES
+
+        return list(FASHION_MNIST_CLASSES)
+    return None
+
+
+def _morph_target(cfg: ExperimentConfig, y_test: Tensor) -> int:
+    if cfg.chart_morph_to is not None:
+        return cfg.chart_morph_to
+    others = (y_test != y_test[cfg.chart_image]).nonzero().flatten()
+    return int(others[0]) if len(others) else (cfg.chart_image + 1) % len(y_test)
+
+
+def draw_run_charts(mc: Any, cfg: ExperimentConfig, evaluation: Any, x_test: Tensor,
+                    y_test: Tensor, out: str | Path) -> list[Path]:
+    """Rotation and morph uncertainty charts (+ the metrics plots) of a trained model.
+
+    Args:
+        mc: the wrapped, trained classifier.
+        cfg: the experiment (chart image indices, steps, samples, seed).
+        evaluation: the run's :class:`bayesdrop.training.Evaluation`.
+        x_test: ``(N, C, H, W)`` test images; ``y_test`` ``(N,)`` labels.
+        out: folder to write the PNGs in.
+
+    Returns:
+        The paths written.
+    """
+    from ..data import morph, rotation_series
+
+    n = len(x_test)
+    for key in ("chart_image", "chart_morph_to"):
+        v = getattr(cfg, key)
+        if v is not None and v >= n:
+            raise expected(key, f"a test-set index below {n}", v)
+    out = Path(out)
+    names = class_names(cfg.dataset)
+    label = lambda i: names[int(y_test[i])] if names else str(int(y_test[i]))  # noqa: E731
+    device = next(iter(mc.parameters())).device
+    slug = cfg.slug()
+    i = cfg.chart_image
+    paths = []
+
+    images, angles = rotation_series(x_test[i], steps=cfg.chart_steps, total_angle=180.0)
+    res = path_uncertainty(mc, images.to(device), samples=cfg.samples, seed=cfg.seed)
+    paths.append(plot_uncertainty_path(
+        images, res, out / f"rotation_{slug}_img{i}.png", steps=angles.tolist(),
+        step_label="rotation angle (degrees)", class_names=names,
+        title=f"Test image {i} ({label(i)}) rotated 0-180 degrees: {cfg.method} "
+              f"p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}"))
+
+    j = _morph_target(cfg, y_test)
+    images, alphas = morph(x_test[i], x_test[j], steps=cfg.chart_steps)
+    res = path_uncertainty(mc, images.to(device), samples=cfg.samples, seed=cfg.seed)
+    paths.append(plot_uncertainty_path(
+        images, res, out / f"morph_{slug}_img{i}-to-{j}.png",
+        steps=[round(a, 2) for a in alphas.tolist()], step_label="morph weight a",
+        class_names=names,
+        title=f"Test image {i} ({label(i)}) morphed into {j} ({label(j)}): {cfg.method} "
+              f"p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}"))
+    paths.extend(_metric_plots(cfg, evaluation, out))
+    return paths
+
+
+def _metric_plots(cfg: ExperimentConfig, evaluation: Any, out: Path) -> list[Path]:
+    """The plots of ``bayesdrop.plots`` (reliability diagram, risk-coverage) when present."""
+    try:
+        from .. import plots
+    except ImportError:
+        return []
+    slug = cfg.slug()
+    written = []
+    pred, targets = evaluation.prediction, evaluation.targets
+    for fn_name, stem in (("reliability_diagram", "reliability"),
+                          ("risk_coverage", "risk-coverage")):
+        fn = getattr(plots, fn_name, None)
+        if fn is None:
+            continue
+        path = out / f"{stem}_{slug}.png"
+        fig = fn(pred, targets)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,253 @@
+"""Sweeps: the grid of a config's lists, run locally or as Ray Tune trials, resumable."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .._errors import BayesdropError, expected
+from ._config import ExperimentConfig
+from ._run import RESULT_FILE, RunResult, load_result, run_dir, run_experiment
+from ._tracking import ensure_experiment, resolve_tracking_uri, write_json_atomic
+
+__all__ = ["SweepResult", "run_sweep", "sweep_table", "draw_sweep_charts"]
+
+# columns of the sweep summary, when present
+_SUMMARY = ("accuracy", "nll", "brier", "ece", "aurc", "ood_auroc", "train_seconds",
+            "eval_seconds")
+
+
+@dataclass
+class SweepResult:
+    """The outcome of :func:`run_sweep`.
+
+    Attributes:
+        results: one :class:`RunResult` per config, in grid order.
+        skipped: keys of the runs found finished and not redone.
+        charts: sweep charts (metric vs rate, metric vs samples).
+        summary_path: CSV with one row per run.
+    """
+
+    results: list[RunResult]
+    skipped: list[str] = field(default_factory=list)
+    charts: list[str] = field(default_factory=list)
+    summary_path: str | None = None
+
+
+def _absolute(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Paths made absolute, so a run does the same from any working folder (Ray trials)."""
+    changes: dict[str, Any] = {"output_dir": str(Path(cfg.output_dir).resolve()),
+                               "tracking_uri": resolve_tracking_uri(cfg.tracking_uri)}
+    if cfg.data_dir is not None:
+        changes["data_dir"] = str(Path(cfg.data_dir).resolve())
+    return replace(cfg, **changes)
+
+
+def _row(r: RunResult) -> dict[str, Any]:
+    c = r.config
+    row = {"method": c["method"], "rate": c["rate"], "samples": c["samples"],
+           "model": c["model"], "dataset": c["dataset"], "seed": c["seed"]}
+    row.update({k: r.metrics[k] for k in _SUMMARY if k in r.metrics})
+    row["key"] = r.key
+    return row
+
+
+def sweep_table(results: Sequence[RunResult]) -> str:
+    """A fixed-width text table, one row per run (the swept parameters and main metrics)."""
+    rows = [_row(r) for r in results]
+    if not rows:
+        return "(no runs)"
+    cols = list(dict.fromkeys(k for row in rows for k in row))
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, float) and not isinstance(v, bool) and (
+            abs(v) < 1e4) else str(v)
+
+    cells = [[fmt(row.get(c, "")) for c in cols] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def _write_summary(results: Sequence[RunResult], path: Path) -> Path:
+    rows = [_row(r) for r in results]
+    cols = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols)
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+def draw_sweep_charts(results: Sequence[RunResult], out: str | Path,
+                      prefix: str = "sweep") -> list[Path]:
+    """Metric vs dropout rate (per method, at the largest T) and vs samples (per method and
+    rate), when the sweep varies those. Files: ``<prefix>_vs-rate_<...>.png``, ...."""
+    from .charts import plot_metric_vs
+
+    rows = [{**r.config, **r.metrics} for r in results]
+    if not rows:
+        return []
+    out = Path(out)
+    rates = sorted({r["rate"] for r in rows})
+    samples = sorted({r["samples"] for r in rows})
+    fixed_txt = "_".join(f"{k}-{rows[0][k]}" for k in ("dataset", "model")
+                         if len({r[k] for r in rows}) == 1)
+    paths = []
+    if len(rates) > 1:
+        t_max = samples[-1]
+        paths.append(plot_metric_vs(
+            rows, "rate", out / f"{prefix}_vs-rate_{fixed_txt}_T{t_max}.png",
+            fixed={"samples": t_max}, group=("method",),
+            title=f"Metrics vs dropout rate ({fixed_txt.replace('_', ', ')}, T={t_max})"))
+    if len(samples) > 1:
+        group = ("method", "rate") if len(rates) > 1 else ("method",)
+        paths.append(plot_metric_vs(
+            rows, "samples", out / f"{prefix}_vs-samples_{fixed_txt}.png", group=group,
+            title=f"Metrics vs number of MC samples ({fixed_txt.replace('_', ', ')})"))
+    return paths
+
+
+def _trial(config: dict[str, Any]) -> dict[str, Any]:
+    """Ray Tune function trainable: one run; returns its final metrics (and the record)."""
+    cfg = ExperimentConfig(**config["experiment"])
+    existing = load_result(cfg)
+    result = existing or run_experiment(cfg, verbose=False)
+    numbers = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    return {**numbers, "run_key": result.key, "record": result.to_dict()}
+
+
+def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: float, gpus: float,
+             storage: Path) -> list[RunResult]:
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise BayesdropError(
+            "Sweeps on Ray need `ray[tune]`: pip install 'bayesdrop[experiments]'."
+        ) from None
+    started = False
+    if not ray.is_initialized():
+        # local: a fresh instance with this machine's CPUs; remote: connect to the cluster
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        trainable = tune.with_resources(_trial, {"cpu": cpus, "gpu": gpus})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"experiment": tune.grid_search([c.to_dict() for c in pending])},
+            run_config=tune.RunConfig(storage_path=str(storage), name=f"sweep-{int(time.time())}",
+                                      verbose=0),
+        )
+        grid = tuner.fit()
+        results, errors = [], []
+        for res in grid:
+            if res.error is not None:
+                errors.append(str(res.error).splitlines()[0][:300])
+            elif res.metrics and "record" in res.metrics:
+                results.append(RunResult(**res.metrics["record"]))
+    finally:
+        if started:
+            ray.shutdown()
+    # record on the driver too (a remote worker's disk is not ours)
+    for r in results:
+        cfg = ExperimentConfig(**r.config)
+        if load_result(cfg) is None:
+            write_json_atomic(run_dir(cfg) / RESULT_FILE, r.to_dict())
+    if errors:
+        raise BayesdropError(
+            f"{len(errors)} of {len(pending)} Ray trials failed (the finished ones are recorded "
+            f"and skipped when the sweep is run again): {errors[0]}"
+        )
+    return results
+
+
+def run_sweep(
+    configs: Sequence[ExperimentConfig],
+    *,
+    ray: bool = False,
+    ray_address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    charts: bool = True,
+    verbose: bool = True,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> SweepResult:
+    """Run every config of a sweep, skipping the finished ones, locally or on Ray Tune.
+
+    A run counts as finished when its completion record (``<run_dir>/result.json``, written
+    atomically at the very end of the run) exists; an interrupted sweep is resumed by running
+    it again: finished runs are skipped, an interrupted run continues from its last epoch
+    checkpoint.
+
+    Args:
+        configs: the grid (:func:`expand_grid`); all must share ``output_dir``.
+        ray: run each pending config as a Ray Tune trial on a local Ray instance.
+        ray_address: address of a running Ray cluster (implies ``ray``), e.g. ``"auto"`` or
+            ``"ray://head:10001"``.
+        cpus_per_trial, gpus_per_trial: resources of each trial.
+        charts: draw the sweep charts (metric vs rate / samples) at the end.
+        verbose: print progress and tables.
+        on_result: called with each run's result as it finishes (local runs).
+
+    Returns:
+        A :class:`SweepResult` with every run's result in grid order.
+    """
+    if not configs:
+        raise expected("configs", "a non-empty list of ExperimentConfig", list(configs))
+    if len({c.output_dir for c in configs}) != 1:
+        raise expected("configs", "configs sharing one `output_dir`",
+                       sorted({c.output_dir for c in configs}))
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise expected("cpus_per_trial", "a positive number (and gpus_per_trial >= 0)",
+                       (cpus_per_trial, gpus_per_trial))
+    say = print if verbose else (lambda *a, **k: None)
+    configs = [_absolute(c) for c in configs]
+    out = Path(configs[0].output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done: dict[str, RunResult] = {}
+    for c in configs:
+        r = load_result(c)
+        if r is not None:
+            done[c.key()] = r
+    skipped = list(done)
+    pending = [c for c in configs if c.key() not in done]
+    say(f"[bayesdrop] sweep: {len(configs)} runs, {len(skipped)} already finished, "
+        f"{len(pending)} to run{' on Ray' if (ray or ray_address) and pending else ''}")
+    if pending:
+        for c in {(c.tracking_uri, c.experiment_name) for c in pending
+                  if c.tracking}:
+            ensure_experiment(*c)
+    if pending and (ray or ray_address):
+        for r in _run_ray(pending, address=ray_address, cpus=cpus_per_trial,
+                          gpus=gpus_per_trial, storage=out / "_ray"):
+            done[r.key] = r
+    else:
+        for i, c in enumerate(pending, 1):
+            say(f"[bayesdrop] run {i}/{len(pending)}: {c.slug()}")
+            r = run_experiment(c, verbose=verbose)
+            done[r.key] = r
+            if on_result is not None:
+                on_result(r)
+    results = [done[c.key()] for c in configs]
+    summary = _write_summary(results, out / "sweep_summary.csv")
+    chart_paths = [str(p) for p in draw_sweep_charts(results, out)] if charts else []
+    say(sweep_table(results))
+    if chart_paths:
+        say(f"[bayesdrop] sweep charts: {', '.join(chart_paths)}")
+    return SweepResult(results=results, skipped=skipped, charts=chart_paths,
+                       summary_path=str(summary))
