@@ -189,8 +189,10 @@ def load_uci(name: str, root: str | Path, split: int = 0) -> UCISplit:
     info = uci_dataset_info(name, root)
     folder = Path(str(info["folder"]))
     n_splits = int(info["n_splits"])  # type: ignore[arg-type]
-    if isinstance(split, bool) or not isinstance(split, (int, np.integer)) or not (
-        0 <= int(split) < n_splits
+    if (
+        isinstance(split, bool)
+        or not isinstance(split, (int, np.integer))
+        or not (0 <= int(split) < n_splits)
     ):
         raise expected("split", f"an integer in [0, {n_splits}) for {info['name']!r}", split)
     split = int(split)

@@ -1,0 +1,782 @@
+"""The UCI regression table of Gal & Ghahramani (2016), reproduced side by side.
+
+Protocol (``reference/gal2016.md`` and the authors' code, ``yaringal/DropoutUncertaintyExps``):
+one hidden layer of ReLU units (50; 100 for protein), dropout on the input and on the hidden
+layer, Adam (lr 1e-3), squared error on the standardised target plus the prior weight decay
+``lambda * ||W||^2`` on the weight matrices (not the biases) with
+``lambda = l^2 (1 - p) / (2 N tau)``, ``l = 1e-2``; predictions with T = 10,000 MC samples,
+RMSE of the MC mean and the test log-likelihood of the MC mixture on the original scale.
+
+Two settings:
+
+- ``table1`` (the paper's Table 1): ``10 x n_epochs.txt`` epochs (400; 200 for protein), batch
+  32, dropout rate 0.05 (the rate hard-coded in the authors' 2016 code), and tau chosen per
+  split from ``tau_values.txt`` by validation log-likelihood on the last 20% of the training
+  split (the 2016 code chose one tau per data set by Bayesian optimisation on the same kind of
+  validation split; a grid is the deterministic stand-in), then retrained on the whole split.
+- ``grid4000`` (the authors' 2018 protocol): ``100 x n_epochs.txt`` epochs (4,000; 2,000 for
+  protein), batch 128 (the 2018 code's), rate and tau chosen per split over
+  ``dropout_rates.txt x tau_values.txt`` by validation log-likelihood, then retrained.
+
+Speed: every stage trains all its networks (splits x rates x taus) as one :class:`BatchedMLP`
+with stacked weights, batched matmuls, hand-written gradients of the two-layer network and one
+fused Adam step. Networks of the same split share their data order and their uniform draws
+(common random numbers across the grid; each network's own training is distributed exactly as
+if it were trained alone). All MC predictions go through the engine (``bd.wrap(...).predict``),
+one network at a time (:meth:`BatchedMLP.member`), so each can carry its own tau.
+
+Run: ``python -m bayesdrop.reproduce.uci --dataset all --setting table1 --root
+../shared/data/uci --out docs/results``. Results are merged into ``<out>/uci.json`` and the
+Markdown table ``<out>/uci.md`` is regenerated from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._errors import BayesdropError, expected
+
+__all__ = [
+    "PUBLISHED",
+    "SETTINGS",
+    "BatchedMLP",
+    "Setting",
+    "main",
+    "render_markdown",
+    "run_uci",
+    "train_batched",
+]
+
+LENGTH_SCALE = 1e-2
+"""Prior length-scale l of the protocol."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One protocol of the UCI table."""
+
+    name: str
+    epoch_multiplier: int
+    """Epochs = multiplier x ``n_epochs.txt`` (40; 20 for protein)."""
+    batch_size: int
+    dropout_rates: tuple[float, ...] | None
+    """Rates to search; None: the folder's ``dropout_rates.txt``."""
+    reference: str
+    """Key of :data:`PUBLISHED` to compare with."""
+    description: str
+
+
+SETTINGS: dict[str, Setting] = {
+    "table1": Setting(
+        "table1",
+        10,
+        32,
+        (0.05,),
+        "paper_table1",
+        "paper Table 1: 400 epochs (200 protein), batch 32, p = 0.05 (the 2016 code's rate), "
+        "tau per split from tau_values.txt by validation LL on the last 20% of the training split",
+    ),
+    "grid4000": Setting(
+        "grid4000",
+        100,
+        128,
+        None,
+        "grid_2018",
+        "authors' 2018 grid search: 4,000 epochs (2,000 protein), batch 128, p x tau per split "
+        "from "
+        "dropout_rates.txt x tau_values.txt by validation LL on the last 20% of the training split",
+    ),
+}
+
+# (mean, standard error) as printed in reference/gal2016.md; RMSE then LL.
+PUBLISHED: dict[str, dict[str, tuple[tuple[float, float], tuple[float, float]]]] = {
+    "paper_table1": {
+        "boston": ((2.97, 0.19), (-2.46, 0.06)),
+        "concrete": ((5.23, 0.12), (-3.04, 0.02)),
+        "energy": ((1.66, 0.04), (-1.99, 0.02)),
+        "kin8nm": ((0.10, 0.00), (0.95, 0.01)),
+        "naval": ((0.01, 0.00), (3.80, 0.01)),
+        "power": ((4.02, 0.04), (-2.80, 0.01)),
+        "protein": ((4.36, 0.01), (-2.89, 0.00)),
+        "wine": ((0.62, 0.01), (-0.93, 0.01)),
+        "yacht": ((1.11, 0.09), (-1.55, 0.03)),
+    },
+    "grid_2018": {
+        "boston": ((2.90, 0.18), (-2.40, 0.04)),
+        "concrete": ((4.83, 0.16), (-2.94, 0.02)),
+        "energy": ((0.54, 0.01), (-1.21, 0.01)),
+        "kin8nm": ((0.08, 0.00), (1.14, 0.01)),
+        "naval": ((0.0007, 0.0000), (4.45, 0.00)),
+        "power": ((4.01, 0.04), (-2.81, 0.01)),
+        "protein": ((4.27, 0.02), (-2.87, 0.00)),
+        "wine": ((0.62, 0.01), (-0.93, 0.01)),
+        "yacht": ((0.67, 0.05), (-1.25, 0.02)),
+    },
+}
+"""Published numbers (``reference/gal2016.md``): Table 1's Dropout column, 2018 grid search."""
+
+_DECIMALS = {"naval": (4, 2)}  # printed decimals of the published (RMSE, LL); default (2, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# The batched model
+# --------------------------------------------------------------------------------------------
+
+
+class _SingleMLP(nn.Module):
+    """One member of a :class:`BatchedMLP` as a plain network: ``(N, Q) -> (N, 1)``."""
+
+    def __init__(self, parent: BatchedMLP, g: int) -> None:
+        super().__init__()
+        q, h = parent.in_features, parent.hidden
+        self.p = float(parent.p[g])
+        self.register_buffer("x_shift", parent.x_shift[g].detach().clone())
+        self.register_buffer("x_scale", parent.x_scale[g].detach().clone())
+        self.register_buffer("y_shift", parent.y_shift[g : g + 1].detach().clone())
+        self.register_buffer("y_scale", parent.y_scale[g : g + 1].detach().clone())
+        dtype, device = parent.w1.dtype, parent.w1.device
+        self.drop_in = nn.Dropout(self.p)
+        self.hidden = nn.Linear(q, h, dtype=dtype, device=device)
+        self.drop_hidden = nn.Dropout(self.p)
+        self.out = nn.Linear(h, 1, dtype=dtype, device=device)
+        with torch.no_grad():
+            self.hidden.weight.copy_(parent.w1[g].T)
+            self.hidden.bias.copy_(parent.b1[g, 0])
+            self.out.weight.copy_(parent.w2[g].T)
+            self.out.bias.copy_(parent.b2[g, 0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, Q)`` raw inputs -> ``(N, 1)`` predictions on the original target scale."""
+        z = (x - self.x_shift) / self.x_scale
+        z = self.drop_hidden(F.relu(self.hidden(self.drop_in(z))))
+        return self.out(z) * self.y_scale + self.y_shift
+
+
+class BatchedMLP(nn.Module):
+    """G independent one-hidden-layer ReLU networks with dropout, run as one model.
+
+    Network ``g`` has weights ``w1[g] (Q, H)``, ``b1[g] (1, H)``, ``w2[g] (H, 1)``,
+    ``b2[g] (1, 1)``, its own dropout rate ``p[g]`` (on the input and on the hidden layer) and
+    its own standardisation (``x_shift/x_scale (G, Q)``, ``y_shift/y_scale (G,)``), so that
+    :meth:`forward` maps raw inputs to predictions on the original target scale.
+
+    Dropout goes through ``torch.nn.functional.dropout`` with ``training=self.training``, one
+    call per run of consecutive networks with the same rate, so the MC engine can sample it.
+
+    Example:
+        >>> model = BatchedMLP(n_networks=3, in_features=4, hidden=8, p=[0.1, 0.1, 0.05])
+        >>> model.eval()(torch.zeros(5, 3, 4)).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(
+        self,
+        n_networks: int,
+        in_features: int,
+        hidden: int,
+        p: float | Sequence[float],
+        *,
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for arg, val in (("n_networks", n_networks), ("in_features", in_features)):
+            if not isinstance(val, int) or val < 1:
+                raise expected(arg, "a positive integer", val)
+        if not isinstance(hidden, int) or hidden < 1:
+            raise expected("hidden", "a positive integer", hidden)
+        rates = [float(p)] * n_networks if isinstance(p, (int, float)) else [float(v) for v in p]
+        if len(rates) != n_networks or not all(0 <= v < 1 for v in rates):
+            raise expected("p", f"a rate in [0, 1) or {n_networks} such rates", p)
+        self.n_networks, self.in_features, self.hidden = n_networks, in_features, hidden
+        g, q, h = n_networks, in_features, hidden
+        self.w1 = nn.Parameter(torch.empty(g, q, h, dtype=dtype))
+        self.b1 = nn.Parameter(torch.zeros(g, 1, h, dtype=dtype))
+        self.w2 = nn.Parameter(torch.empty(g, h, 1, dtype=dtype))
+        self.b2 = nn.Parameter(torch.zeros(g, 1, 1, dtype=dtype))
+        self.register_buffer("p", torch.tensor(rates, dtype=dtype))
+        self.register_buffer("x_shift", torch.zeros(g, q, dtype=dtype))
+        self.register_buffer("x_scale", torch.ones(g, q, dtype=dtype))
+        self.register_buffer("y_shift", torch.zeros(g, dtype=dtype))
+        self.register_buffer("y_scale", torch.ones(g, dtype=dtype))
+        self._groups: list[tuple[int, int, float]] = []
+        start = 0
+        for i in range(1, g + 1):
+            if i == g or rates[i] != rates[start]:
+                self._groups.append((start, i, rates[start]))
+                start = i
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Glorot-uniform weights (Keras' default, as in the authors' code), zero biases."""
+        with torch.no_grad():
+            for w in (self.w1, self.w2):
+                fan_in, fan_out = w.shape[1], w.shape[2]
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                w.copy_(torch.rand(w.shape, generator=generator, dtype=w.dtype) * 2 - 1)
+                w.mul_(bound)
+            self.b1.zero_()
+            self.b2.zero_()
+
+    def set_standardization(
+        self, x_shift: Tensor, x_scale: Tensor, y_shift: Tensor, y_scale: Tensor
+    ) -> None:
+        """Set each network's input ``(G, Q)`` and target ``(G,)`` shift and scale."""
+        with torch.no_grad():
+            for buf, val in (
+                (self.x_shift, x_shift),
+                (self.x_scale, x_scale),
+                (self.y_shift, y_shift),
+                (self.y_scale, y_scale),
+            ):
+                buf.copy_(torch.as_tensor(val, dtype=buf.dtype).expand_as(buf))
+
+    def _dropout(self, x: Tensor) -> Tensor:
+        """Per-network dropout of ``(N, G, F)``: one functional call per rate group."""
+        if len(self._groups) == 1:
+            return F.dropout(x, self._groups[0][2], training=self.training)
+        return torch.cat(
+            [F.dropout(x[:, a:b], rate, training=self.training) for a, b, rate in self._groups],
+            dim=1,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, G, Q)`` raw inputs (row n of network g) -> ``(N, G)`` original-scale outputs."""
+        if x.dim() != 3 or x.shape[1:] != (self.n_networks, self.in_features):
+            raise expected(
+                "x", f"a tensor of shape (N, {self.n_networks}, {self.in_features})", x.shape
+            )
+        z = self._dropout((x - self.x_shift) / self.x_scale)
+        hid = torch.baddbmm(self.b1, z.transpose(0, 1), self.w1)  # (G, N, H)
+        hid = self._dropout(F.relu(hid).transpose(0, 1))  # (N, G, H)
+        out = torch.baddbmm(self.b2, hid.transpose(0, 1), self.w2)  # (G, N, 1)
+        return out[..., 0].T * self.y_scale + self.y_shift
+
+    def member(self, g: int) -> nn.Module:
+        """A copy of network ``g`` as an ordinary module ``(N, Q) -> (N, 1)`` (original scale)."""
+        if not isinstance(g, int) or not 0 <= g < self.n_networks:
+            raise expected("g", f"an integer in [0, {self.n_networks})", g)
+        return _SingleMLP(self, g)
+
+
+# --------------------------------------------------------------------------------------------
+# Training: all networks of a stage at once
+# --------------------------------------------------------------------------------------------
+
+
+def _epoch_draws(
+    generator: torch.Generator, streams: int, rows: int, width: int, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """One epoch's randomness: data order ``(S, n)`` and dropout uniforms ``(S, n, width)``.
+
+    Row ``k`` of stream ``s`` is the k-th example seen by every network of split ``s`` in this
+    epoch, and ``uniforms[s, k, :Q]`` / ``[s, k, Q:]`` decide its input / hidden dropout masks
+    (unit kept when ``u >= p``).
+    """
+    order = torch.rand(streams, rows, generator=generator).argsort(dim=1)
+    uniforms = torch.rand(streams, rows, width, generator=generator, dtype=dtype)
+    return order, uniforms
+
+
+def train_batched(
+    model: BatchedMLP,
+    x: Tensor,
+    y: Tensor,
+    *,
+    weight_decay: Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    seed: int = 0,
+    on_epoch: Callable[[int], None] | None = None,
+) -> BatchedMLP:
+    """Train every network of ``model`` with Adam on squared error plus the prior weight decay.
+
+    Network ``g = s * J + j`` (``J = G // S``) trains on split ``s``:
+    ``loss_g = mean_batch (f_g(x) - y)^2 + weight_decay[g] * (||w1_g||^2 + ||w2_g||^2)``.
+    The J networks of a split see the same mini-batches and the same uniform draws (their masks
+    differ only through their rates). Gradients are written out for the two-layer network (no
+    autograd) and all parameters take one Adam step together; since Adam is elementwise this is
+    the same as training the G networks one by one.
+
+    Args:
+        model: the networks; trained in place (its standardisation buffers are not used: ``x``
+            and ``y`` come standardised).
+        x: ``(S, n, Q)`` standardised inputs of each split's training rows.
+        y: ``(S, n)`` standardised targets.
+        weight_decay: ``(G,)`` lambda of each network (coefficient of ``||W||^2``).
+        epochs: passes over the data; each draws a fresh order per split.
+        batch_size: rows per step (the last step of an epoch takes the remainder).
+        lr: Adam's learning rate (Keras' and torch's default 1e-3).
+        seed: seeds the data order and the dropout draws.
+        on_epoch: called with the epoch index after each epoch.
+
+    Returns:
+        ``model``.
+    """
+    if x.dim() != 3 or y.shape != x.shape[:2]:
+        raise expected("x, y", "tensors of shapes (S, n, Q) and (S, n)", (x.shape, y.shape))
+    s, n, q = x.shape
+    g, h = model.n_networks, model.hidden
+    if q != model.in_features or g % s:
+        raise expected("x", f"(S, n, {model.in_features}) with S dividing G = {g}", tuple(x.shape))
+    j = g // s
+    weight_decay = torch.as_tensor(weight_decay, dtype=x.dtype)
+    if weight_decay.shape != (g,):
+        raise expected("weight_decay", f"a tensor of shape ({g},)", tuple(weight_decay.shape))
+    if not isinstance(epochs, int) or epochs < 0:
+        raise expected("epochs", "a non-negative integer", epochs)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise expected("batch_size", "a positive integer", batch_size)
+    rate = model.p.to(x.dtype).view(s, j, 1, 1)
+    inv_keep = 1.0 / (1.0 - rate)
+    zero = torch.zeros((), dtype=x.dtype)
+    wd2 = (2.0 * weight_decay).view(g, 1, 1)
+    params = [model.w1, model.b1, model.w2, model.b2]
+    try:
+        opt = torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # fused Adam unavailable for this dtype/device
+        opt = torch.optim.Adam(params, lr=lr, foreach=True)
+    gen = torch.Generator().manual_seed(int(seed))
+    w1, b1, w2, b2 = (t.data for t in params)
+    with torch.no_grad():
+        for epoch in range(epochs):
+            order, uniforms = _epoch_draws(gen, s, n, q + h, x.dtype)
+            xe = x.gather(1, order.unsqueeze(-1).expand(s, n, q))
+            ye = y.gather(1, order)
+            for start in range(0, n, batch_size):
+                xb = xe[:, start : start + batch_size]
+                b = xb.shape[1]
+                keep = torch.where(
+                    uniforms[:, start : start + b].unsqueeze(1) >= rate, inv_keep, zero
+                )  # (S, J, b, Q + H)
+                xd = (xb.unsqueeze(1) * keep[..., :q]).view(g, b, q)
+                z1 = torch.baddbmm(b1, xd, w1)  # (G, b, H)
+                mask = keep[..., q:].reshape(g, b, h) * (z1 > 0)  # d hidden / d z1
+                hd = z1 * mask  # = dropout(relu(z1))
+                out = torch.baddbmm(b2, hd, w2)  # (G, b, 1)
+                resid = (out.view(s, j, b) - ye[:, None, start : start + b]) * (2.0 / b)
+                resid = resid.view(g, b, 1)
+                gw2 = torch.bmm(hd.transpose(1, 2), resid).add_(w2 * wd2)
+                gb2 = resid.sum(1, keepdim=True)
+                dz1 = torch.bmm(resid, w2.transpose(1, 2)).mul_(mask)
+                gw1 = torch.bmm(xd.transpose(1, 2), dz1).add_(w1 * wd2)
+                gb1 = dz1.sum(1, keepdim=True)
+                for param, grad in zip(params, (gw1, gb1, gw2, gb2), strict=True):
+                    param.grad = grad
+                opt.step()
+            if on_epoch is not None:
+                on_epoch(epoch)
+    for param in params:
+        param.grad = None
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# The protocol
+# --------------------------------------------------------------------------------------------
+
+
+def _standardize(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-split statistics of ``x (S, n, Q)``, ``y (S, n)`` as in the authors' code.
+
+    Population std (numpy's default); inputs with zero spread get scale 1.
+    """
+    x_shift, x_scale = x.mean(1), x.std(1, correction=0)
+    x_scale = torch.where(x_scale == 0, torch.ones_like(x_scale), x_scale)
+    return x_shift, x_scale, y.mean(1), y.std(1, correction=0)
+
+
+def _mc_predict(
+    member: nn.Module, x: Tensor, y: Tensor, tau: float, samples: int, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """MC prediction of one network through the engine: mean, per-point LL, dropout-off mean."""
+    import bayesdrop as bd
+
+    mc = bd.wrap(member, task="regression", tau=tau)  # type: ignore[attr-defined]
+    pred = mc.predict(x, samples=samples, seed=seed, target=y[:, None])
+    with torch.no_grad():
+        standard = bd.unwrap(mc).eval()(x)[:, 0]  # type: ignore[attr-defined]
+    return pred.mean[:, 0], pred.log_likelihood, standard
+
+
+def _fit_stage(
+    x: Tensor,
+    y: Tensor,
+    configs: list[list[tuple[float, float]]],
+    *,
+    hidden: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    dtype: torch.dtype,
+) -> BatchedMLP:
+    """Train networks ``configs[s][j] = (p, tau)`` on split ``s``'s rows ``x (S, n, Q)``."""
+    s, n, q = x.shape
+    flat = [c for row in configs for c in row]
+    gen = torch.Generator().manual_seed(int(seed))
+    model = BatchedMLP(len(flat), q, hidden, [p for p, _ in flat], dtype=dtype, generator=gen)
+    j = len(configs[0])
+    x_shift, x_scale, y_shift, y_scale = _standardize(x, y)
+    model.set_standardization(
+        x_shift.repeat_interleave(j, 0),
+        x_scale.repeat_interleave(j, 0),
+        y_shift.repeat_interleave(j, 0),
+        y_scale.repeat_interleave(j, 0),
+    )
+    wd = torch.tensor([LENGTH_SCALE**2 * (1 - p) / (2 * n * tau) for p, tau in flat], dtype=dtype)
+    xs = ((x - x_shift[:, None]) / x_scale[:, None]).to(dtype)
+    ys = ((y - y_shift[:, None]) / y_scale[:, None]).to(dtype)
+    return train_batched(
+        model, xs, ys, weight_decay=wd, epochs=epochs, batch_size=batch_size, seed=seed + 1
+    )
+
+
+def _stack_splits(name: str, root: str | Path, splits: Sequence[int]) -> dict[str, Any]:
+    from ..data.uci import load_uci
+
+    loaded = [load_uci(name, root, i) for i in splits]
+    first = loaded[0]
+    return {
+        "x_train": torch.stack([d.x_train for d in loaded]),
+        "y_train": torch.stack([d.y_train for d in loaded]),
+        "x_test": torch.stack([d.x_test for d in loaded]),
+        "y_test": torch.stack([d.y_test for d in loaded]),
+        "n_splits": first.n_splits,
+        "n_hidden": first.n_hidden,
+        "n_epochs": first.n_epochs,
+        "dropout_rates": first.dropout_rates,
+        "tau_values": first.tau_values,
+    }
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    v = torch.tensor(list(values), dtype=torch.float64)
+    se = float(v.std(correction=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return float(v.mean()), se
+
+
+def run_uci(
+    name: str,
+    root: str | Path,
+    setting: str = "table1",
+    *,
+    n_splits: int | None = None,
+    epochs: int | None = None,
+    samples: int = 10_000,
+    val_samples: int = 1_000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run one data set through one setting of the protocol.
+
+    Args:
+        name: a key of :data:`bayesdrop.data.uci.UCI_DATASETS` (or a folder name).
+        root: folder holding the UCI data sets.
+        setting: a key of :data:`SETTINGS`.
+        n_splits: use only the first ``n_splits`` splits (default: all).
+        epochs: override the setting's number of epochs (for timing runs and tests).
+        samples: MC samples for the test predictions (the protocol's T = 10,000).
+        val_samples: MC samples for the validation log-likelihoods that select p and tau.
+        seed: seeds initialisation, data order, dropout draws and MC sampling.
+        dtype: training dtype.
+        log: receives progress lines.
+
+    Returns:
+        A JSON-ready dict: rmse_mean, rmse_se, ll_mean, ll_se, n_splits, samples, epochs, the
+        per-split numbers and choices, and the wall-clock seconds of each stage.
+    """
+    if setting not in SETTINGS:
+        raise expected("setting", f"one of {sorted(SETTINGS)}", setting)
+    from ..data.uci import uci_dataset_info
+
+    cfg = SETTINGS[setting]
+    info = uci_dataset_info(name, root)
+    short = str(info["name"])
+    total_splits = int(info["n_splits"])  # type: ignore[arg-type]
+    if n_splits is None:
+        n_splits = total_splits
+    if not isinstance(n_splits, int) or not 1 <= n_splits <= total_splits:
+        raise expected("n_splits", f"an integer in [1, {total_splits}]", n_splits)
+    say = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    data = _stack_splits(short, root, range(n_splits))
+    n_epochs = epochs if epochs is not None else cfg.epoch_multiplier * data["n_epochs"]
+    rates = cfg.dropout_rates if cfg.dropout_rates is not None else data["dropout_rates"]
+    grid = [(float(p), float(t)) for p in rates for t in data["tau_values"]]
+    hidden = data["n_hidden"]
+    x_train, y_train = data["x_train"], data["y_train"]
+    n_train = x_train.shape[1]
+    times: dict[str, float] = {}
+
+    # Stage 1: select (p, tau) per split on the last 20% of its training rows.
+    chosen: list[tuple[float, float]]
+    val_ll: list[list[float]] = []
+    if len(grid) > 1:
+        cut = int(0.8 * n_train)
+        t0 = time.perf_counter()
+        model = _fit_stage(
+            x_train[:, :cut],
+            y_train[:, :cut],
+            [grid] * n_splits,
+            hidden=hidden,
+            epochs=n_epochs,
+            batch_size=cfg.batch_size,
+            seed=seed,
+            dtype=dtype,
+        )
+        times["select_train_s"] = time.perf_counter() - t0
+        say(
+            f"{short} {setting}: trained {model.n_networks} networks for selection in "
+            f"{times['select_train_s']:.1f} s"
+        )
+        t0 = time.perf_counter()
+        chosen = []
+        for s in range(n_splits):
+            lls = []
+            for j, (_, tau) in enumerate(grid):
+                member = model.member(s * len(grid) + j)
+                xv, yv = x_train[s, cut:].to(dtype), y_train[s, cut:].to(dtype)
+                _, ll, _ = _mc_predict(member, xv, yv, tau, val_samples, seed + 1000 * s + j)
+                lls.append(float(ll.double().mean()))
+            val_ll.append(lls)
+            chosen.append(grid[max(range(len(grid)), key=lls.__getitem__)])
+        times["select_predict_s"] = time.perf_counter() - t0
+    else:
+        chosen = [grid[0]] * n_splits
+
+    # Stage 2: retrain each split's choice on its whole training split; test with T samples.
+    t0 = time.perf_counter()
+    model = _fit_stage(
+        x_train,
+        y_train,
+        [[c] for c in chosen],
+        hidden=hidden,
+        epochs=n_epochs,
+        batch_size=cfg.batch_size,
+        seed=seed + 7,
+        dtype=dtype,
+    )
+    times["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rmse, ll, rmse_standard = [], [], []
+    for s in range(n_splits):
+        xt, yt = data["x_test"][s].to(dtype), data["y_test"][s].to(dtype)
+        mean, lls, standard = _mc_predict(
+            model.member(s), xt, yt, chosen[s][1], samples, seed + 10_000 + s
+        )
+        yt64 = yt.double()
+        rmse.append(float(((mean.double() - yt64) ** 2).mean().sqrt()))
+        rmse_standard.append(float(((standard.double() - yt64) ** 2).mean().sqrt()))
+        ll.append(float(lls.double().mean()))
+    times["test_predict_s"] = time.perf_counter() - t0
+    times["total_s"] = time.perf_counter() - t_start
+    rmse_mean, rmse_se = _mean_se(rmse)
+    ll_mean, ll_se = _mean_se(ll)
+    rmse_std_mean, rmse_std_se = _mean_se(rmse_standard)
+    say(
+        f"{short} {setting}: RMSE {rmse_mean:.4g} ± {rmse_se:.2g}, LL {ll_mean:.4g} ± "
+        f"{ll_se:.2g} ({times['total_s']:.1f} s)"
+    )
+    return {
+        "dataset": short,
+        "title": info["title"],
+        "setting": setting,
+        "rmse_mean": rmse_mean,
+        "rmse_se": rmse_se,
+        "ll_mean": ll_mean,
+        "ll_se": ll_se,
+        "rmse_standard_mean": rmse_std_mean,
+        "rmse_standard_se": rmse_std_se,
+        "n_splits": n_splits,
+        "samples": samples,
+        "val_samples": val_samples if len(grid) > 1 else 0,
+        "epochs": n_epochs,
+        "batch_size": cfg.batch_size,
+        "grid": [list(c) for c in grid],
+        "chosen": [list(c) for c in chosen],
+        "val_ll": val_ll,
+        "per_split": {"rmse": rmse, "ll": ll, "rmse_standard": rmse_standard},
+        "seconds": times["total_s"],
+        "timing": times,
+        "seed": seed,
+        "dtype": str(dtype).replace("torch.", ""),
+        "machine": _machine(),
+    }
+
+
+def _machine() -> str:
+    cores = os.cpu_count()
+    return (
+        f"{platform.machine()} {platform.processor() or ''} {cores} CPU cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    ).replace("  ", " ")
+
+
+# --------------------------------------------------------------------------------------------
+# Results: JSON (merged) and the Markdown table
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(value: float, se: float, decimals: int) -> str:
+    return f"{value:.{decimals}f} ±{se:.{decimals}f}"
+
+
+def _mark(ours: float, ours_se: float, ref: float, ref_se: float, decimals: int, higher: bool):
+    """'better' / 'equal' / 'worse': equal when the gap is within both SEs plus rounding."""
+    tol = ours_se + ref_se + 0.5 * 10.0**-decimals
+    gap = (ours - ref) if higher else (ref - ours)
+    if abs(gap) <= tol:
+        return "= equal"
+    return "▲ better" if gap > 0 else "▼ worse"
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The side-by-side Markdown table of every setting in ``results`` (``uci.json``'s dict)."""
+    from ..data.uci import UCI_DATASETS
+
+    lines = [
+        "# UCI regression: bayesdrop vs Gal & Ghahramani (2016)",
+        "",
+        "Generated by `python -m bayesdrop.reproduce.uci` from `uci.json` (do not edit by hand).",
+        "Mean ± standard error over the published splits (SE = sample std / sqrt(splits)).",
+        "Marks: **▲ better** / **= equal** (gap within our SE + the paper's SE + half the paper's",
+        "last printed digit) / **▼ worse**, for RMSE (lower is better) and test log-likelihood",
+        "(higher is better).",
+        "",
+    ]
+    for key, cfg in SETTINGS.items():
+        rows = results.get("settings", {}).get(key, {})
+        if not rows:
+            continue
+        ref_name = {"paper_table1": "paper Table 1 (Dropout)", "grid_2018": "authors' 2018 grid"}
+        lines += [
+            f"## Setting `{key}`",
+            "",
+            cfg.description + ".",
+            "",
+            f"| data set | splits | epochs | T | RMSE (ours) | RMSE ({ref_name[cfg.reference]}) | "
+            "RMSE | LL (ours) | LL (published) | LL | seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for short in UCI_DATASETS:
+            r = rows.get(short)
+            if r is None:
+                continue
+            (pr, pr_se), (pl, pl_se) = PUBLISHED[cfg.reference][short]
+            dr, dl = _DECIMALS.get(short, (2, 2))
+            dr_ours = max(dr, 2 if r["rmse_mean"] >= 0.1 else 4)
+            note = "" if r["n_splits"] == rows[short].get("total_splits", r["n_splits"]) else ""
+            lines.append(
+                f"| {r['title']}{note} | {r['n_splits']} | {r['epochs']} | {r['samples']} | "
+                f"{_fmt(r['rmse_mean'], r['rmse_se'], dr_ours)} | {_fmt(pr, pr_se, dr)} | "
+                f"{_mark(r['rmse_mean'], r['rmse_se'], pr, pr_se, dr, higher=False)} | "
+                f"{_fmt(r['ll_mean'], r['ll_se'], 2)} | {_fmt(pl, pl_se, dl)} | "
+                f"{_mark(r['ll_mean'], r['ll_se'], pl, pl_se, dl, higher=True)} | "
+                f"{r['seconds']:.0f} |"
+            )
+        total = sum(r["seconds"] for r in rows.values())
+        machines = sorted({r["machine"] for r in rows.values()})
+        lines += ["", f"Total wall-clock: {total:.0f} s on {'; '.join(machines)}.", ""]
+    notes = results.get("notes")
+    if notes:
+        lines += ["## Notes", ""] + [str(n) for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(out: str | Path, new: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Merge ``new`` run records into ``<out>/uci.json`` and regenerate ``<out>/uci.md``."""
+    out = Path(out)
+    path = out / "uci.json"
+    results: dict[str, Any] = {"settings": {}}
+    if path.is_file():
+        results = json.loads(path.read_text(encoding="utf-8"))
+        results.setdefault("settings", {})
+    for rec in new:
+        results["settings"].setdefault(rec["setting"], {})[rec["dataset"]] = rec
+    _atomic_write(path, json.dumps(results, indent=1, sort_keys=False) + "\n")
+    notes_path = out / "uci_notes.md"
+    if notes_path.is_file():
+        results = {**results, "notes": [notes_path.read_text(encoding="utf-8")]}
+    _atomic_write(out / "uci.md", render_markdown(results))
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m bayesdrop.reproduce.uci --dataset all --setting table1``."""
+    from ..data.uci import UCI_DATASETS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bayesdrop.reproduce.uci",
+        description="Reproduce the UCI regression table of Gal & Ghahramani (2016).",
+    )
+    parser.add_argument("--dataset", default="all", help="'all' or comma-separated names")
+    parser.add_argument("--setting", default="table1", choices=sorted(SETTINGS))
+    parser.add_argument("--root", default="../shared/data/uci", help="UCI data folder")
+    parser.add_argument("--out", default="docs/results", help="folder for uci.json / uci.md")
+    parser.add_argument("--splits", type=int, default=None, help="first N splits only")
+    parser.add_argument("--epochs", type=int, default=None, help="override epochs (timing)")
+    parser.add_argument("--samples", type=int, default=10_000, help="test MC samples")
+    parser.add_argument("--val-samples", type=int, default=1_000, help="validation MC samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-write", action="store_true", help="print only, write nothing")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = list(UCI_DATASETS) if args.dataset == "all" else args.dataset.split(",")
+    records = []
+    for name in names:
+        # a data set's seed does not depend on which others run with it
+        i = list(UCI_DATASETS).index(name) if name in UCI_DATASETS else 0
+        try:
+            rec = run_uci(
+                name,
+                args.root,
+                args.setting,
+                n_splits=args.splits,
+                epochs=args.epochs,
+                samples=args.samples,
+                val_samples=args.val_samples,
+                seed=args.seed + 100 * i,
+                log=lambda msg: print(msg, flush=True),
+            )
+        except BayesdropError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        records.append(rec)
+        if not args.no_write:
+            write_results(args.out, [rec])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
