@@ -95,7 +95,7 @@ class ExperimentConfig:
     charts: bool = True
     chart_image: int = 0
     chart_morph_to: int | None = None
-    chart_steps: int = 12
+    chart_steps: int = 13
     tracking: bool = True
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment_name: str = "bayesdrop"

@@ -19,6 +19,7 @@ from ..training import (
     evaluate_model,
     fit,
     load_checkpoint,
+    network,
     resolve_device,
     save_checkpoint,
     seed_everything,
@@ -204,7 +205,7 @@ def load_trained(folder: str | Path, device: str | None = None) -> tuple[Experim
     model = build_model(cfg, splits.input_shape, splits.num_classes, len(splits.x_train))
     mc = wrap_model(model, cfg, splits.task)
     dev = resolve_device(cfg.device)
-    mc.load_state_dict(load_checkpoint(folder / "model.pt", map_location=dev)["model"])
+    network(mc).load_state_dict(load_checkpoint(folder / "model.pt", map_location=dev)["model"])
     mc.to(dev)
     return cfg, mc, splits
 
@@ -279,7 +280,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     t0 = time.perf_counter()
     if reused:
         state = load_checkpoint(model_path, map_location=device)
-        mc.load_state_dict(state["model"])
+        network(mc).load_state_dict(state["model"])
         mc.to(device)
         history = [EpochStats(**e) for e in state["history"]]
         for e in history:
@@ -303,7 +304,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             progress=cfg.progress, callback=on_epoch)
         history = hist.epochs
         save_checkpoint(model_path, {
-            "model": mc.state_dict(), "history": [e.__dict__ for e in history],
+            "model": network(mc).state_dict(), "history": [e.__dict__ for e in history],
             "config": cfg.to_dict(), "best_epoch": hist.best_epoch,
             "bayesdrop_version": bayesdrop.__version__})
     train_seconds = time.perf_counter() - t0
@@ -328,7 +329,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     tracker.log_artifact(out / "metrics.txt")
     tracker.log_artifact(out / "metrics.json")
     tracker.log_artifact(out / "config.json")
-    save_checkpoint(out / "model.pt", {"model": mc.state_dict(), "config": cfg.to_dict(),
+    save_checkpoint(out / "model.pt", {"model": network(mc).state_dict(), "config": cfg.to_dict(),
                                        "history": [e.__dict__ for e in history],
                                        "bayesdrop_version": bayesdrop.__version__})
     tracker.log_artifact(out / "model.pt", "model")

@@ -117,21 +117,26 @@ def plot_uncertainty_path(
     shown = [int(i) for i in peak.argsort(descending=True)[:max_classes] if peak[i] > 0.05]
     colors = plt.get_cmap("tab10")
 
-    fig = plt.figure(figsize=(max(8.0, 0.75 * k), 9.5))
-    grid = fig.add_gridspec(4, k, height_ratios=[1.0, 2.0, 2.0, 2.0], hspace=0.35)
+    width = (xs[-1] - xs[0]).item() / max(k - 1, 1) if k > 1 else 1.0
+    fig_w = max(9.0, 0.7 * k + 3.5)
+    pic_h = min(1.6, 0.75 * fig_w / k)  # about square thumbnails (axes ~77% of the width)
+    fig_h = pic_h + 3 * 2.1 + 1.6
+    fig, (ax0, ax1, ax2, ax3) = plt.subplots(
+        4, 1, sharex=True, figsize=(fig_w, fig_h),
+        gridspec_kw={"height_ratios": [pic_h, 2.1, 2.1, 2.1], "hspace": 0.32})
+    fig.subplots_adjust(top=1 - 0.55 / fig_h, bottom=0.6 / fig_h)
     pics = _as_pictures(images)
-    for i in range(k):
-        ax = fig.add_subplot(grid[0, i])
-        if pics is not None:
-            ax.imshow(pics[i], cmap="gray_r")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"{xs[i].item():g}", fontsize=8)
-    ax1 = fig.add_subplot(grid[1, :])
-    ax2 = fig.add_subplot(grid[2, :], sharex=ax1)
-    ax3 = fig.add_subplot(grid[3, :], sharex=ax1)
-
-    width = (xs[-1] - xs[0]).item() / max(k - 1, 1)
+    if pics is not None:
+        for i in range(k):
+            x0 = xs[i].item()
+            ax0.imshow(pics[i], cmap="gray_r", extent=(x0 - 0.45 * width, x0 + 0.45 * width,
+                                                      0, 1), aspect="auto")
+    ax0.set_ylim(0, 1)
+    ax0.set_yticks([])
+    for side in ("left", "right", "top", "bottom"):
+        ax0.spines[side].set_visible(False)
+    ax0.set_xlim(xs[0].item() - 0.55 * width, xs[-1].item() + 0.55 * width)
+    ax0.set_title("inputs along the path", fontsize=10)
     gen = torch.Generator().manual_seed(0)
     for j, cls in enumerate(shown):
         col = colors(j % 10)
@@ -167,12 +172,11 @@ def plot_uncertainty_path(
     ax3.set_xlabel(step_label)
     ax3.set_title(f"uncertainty per step (dotted: max entropy ln {c})", fontsize=10)
     ax3.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    for ax in (ax1, ax2):
-        plt.setp(ax.get_xticklabels(), visible=False)
     ax3.set_xticks(xs.tolist())
-    ax3.set_xticklabels([f"{v:g}" for v in xs.tolist()], fontsize=8)
+    ax3.set_xticklabels([f"{v:.3g}" for v in xs.tolist()], fontsize=8)
+    ax0.tick_params(axis="x", labelbottom=False, bottom=False)
     if title:
-        fig.suptitle(title, fontsize=11, y=0.995)
+        fig.suptitle(title, fontsize=11, y=1 - 0.12 / fig_h)
     return _save(fig, path)
 
 

@@ -5,7 +5,15 @@
 2.5e-08
 """
 
-from ._loop import EpochStats, Evaluation, History, dataset_targets, evaluate_model, fit
+from ._loop import (
+    EpochStats,
+    Evaluation,
+    History,
+    dataset_targets,
+    evaluate_model,
+    fit,
+    network,
+)
 from ._utils import (
     load_checkpoint,
     prior_weight_decay,
@@ -22,6 +30,7 @@ __all__ = [
     "evaluate_model",
     "fit",
     "load_checkpoint",
+    "network",
     "prior_weight_decay",
     "resolve_device",
     "save_checkpoint",

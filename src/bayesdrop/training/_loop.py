@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from .._errors import BayesdropError, expected
 from ._utils import load_checkpoint, prior_weight_decay, resolve_device, save_checkpoint
 
-__all__ = ["EpochStats", "History", "Evaluation", "fit", "evaluate_model", "dataset_targets"]
+__all__ = ["EpochStats", "History", "Evaluation", "fit", "evaluate_model", "dataset_targets",
+           "network"]
 
 TASKS = ("classification", "regression")
 OPTIMIZERS = ("adam", "sgd")
@@ -131,6 +132,13 @@ def _data_loss(out: Any, y: Tensor, task: str, output: str) -> Tensor:
     mean, second = out
     var = second.exp() if output == "mean_logvar" else second
     return F.gaussian_nll_loss(mean, y.reshape(mean.shape).to(mean.dtype), var, full=True)
+
+
+def network(mc: nn.Module) -> nn.Module:
+    """The network whose weights are trained and saved (the wrapped model of an MCModel)."""
+    import bayesdrop as bd
+
+    return bd.unwrap(mc) if isinstance(mc, bd.MCModel) else mc
 
 
 def _concrete_layers(model: nn.Module) -> bool:
@@ -284,7 +292,7 @@ def fit(
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None and ckpt.is_file():
         state = load_checkpoint(ckpt, map_location=dev)
-        mc.load_state_dict(state["model"])
+        network(mc).load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None and state.get("scheduler") is not None:
             sched.load_state_dict(state["scheduler"])
@@ -341,7 +349,7 @@ def fit(
                 mc, val_data, task, max(batch_size, 256), val_samples, eseed)
             if stats.val_loss < best_val:
                 best_val, bad_epochs, history.best_epoch = stats.val_loss, 0, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in mc.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in network(mc).state_dict().items()}
             else:
                 bad_epochs += 1
                 if patience is not None and bad_epochs >= patience:
@@ -353,7 +361,7 @@ def fit(
         history.epochs.append(stats)
         if ckpt is not None:
             save_checkpoint(ckpt, {
-                "model": mc.state_dict(),
+                "model": network(mc).state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": None if sched is None else sched.state_dict(),
                 "history": [asdict(e) for e in history.epochs],
@@ -366,7 +374,7 @@ def fit(
         if callback is not None:
             callback(stats)
     if best_state is not None:
-        mc.load_state_dict(best_state)
+        network(mc).load_state_dict(best_state)
     return history
 
 

@@ -1,0 +1,197 @@
+"""Training loops: prior weight decay, noise on in training, checkpoint/resume, early stopping,
+Concrete dropout, regression heads, evaluation through the engine."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import bayesdrop as bd
+from bayesdrop.training import (
+    evaluate_model,
+    fit,
+    load_checkpoint,
+    network,
+    prior_weight_decay,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
+
+
+def _blobs(n: int = 240, d: int = 6, classes: int = 3, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, d, generator=g) * 3
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centers[y] + torch.randn(n, d, generator=g)
+    return TensorDataset(x, y)
+
+
+def _net(d: int = 6, classes: int = 3, p: float = 0.2) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(d, 32), nn.ReLU(), nn.Dropout(p), nn.Linear(32, classes))
+
+
+def _params(mc: nn.Module) -> list[torch.Tensor]:
+    return [q.detach().clone() for q in network(mc).parameters()]
+
+
+# ------------------------------------------------------------------------ prior weight decay
+@settings(max_examples=50, deadline=None)
+@given(l=st.floats(1e-4, 10), p=st.floats(0, 0.99), n=st.integers(1, 10**6),
+       tau=st.floats(1e-3, 1e3))
+def test_prior_weight_decay_is_gal_formula(l: float, p: float, n: int, tau: float) -> None:
+    assert prior_weight_decay(l, p, n, tau) == pytest.approx(l * l * (1 - p) / (2 * n * tau))
+
+
+def test_prior_weight_decay_rejects_bad_arguments() -> None:
+    with pytest.raises(bd.BayesdropError, match="`p` to be a float in \\[0, 1\\)"):
+        prior_weight_decay(1.0, 1.0, 10)
+    with pytest.raises(bd.BayesdropError, match="`n` to be a positive integer"):
+        prior_weight_decay(1.0, 0.5, 0)
+    with pytest.raises(bd.BayesdropError, match="`length_scale`"):
+        prior_weight_decay(-1.0, 0.5, 10)
+
+
+def test_length_scale_sets_coupled_weight_decay_of_twice_lambda() -> None:
+    data = _blobs(64)
+    lam = prior_weight_decay(0.5, 0.2, len(data), 0.1)
+    a = bd.wrap(_net())
+    fit(a, data, epochs=2, length_scale=0.5, p=0.2, tau=0.1, batch_size=16, lr=1e-2)
+    b = bd.wrap(_net())
+    fit(b, data, epochs=2, weight_decay=2 * lam, batch_size=16, lr=1e-2)
+    c = bd.wrap(_net())
+    fit(c, data, epochs=2, weight_decay=0.0, batch_size=16, lr=1e-2)
+    assert all(torch.equal(u, v) for u, v in zip(_params(a), _params(b), strict=True))
+    assert not all(torch.equal(u, v) for u, v in zip(_params(a), _params(c), strict=True))
+
+
+# ----------------------------------------------------------------------------------- loops
+def test_fit_learns_and_reports_every_epoch() -> None:
+    data, val = _blobs(240, seed=0), _blobs(90, seed=0)
+    mc = bd.wrap(_net())
+    seen = []
+    hist = fit(mc, data, val_data=val, epochs=4, lr=1e-2, batch_size=32, callback=seen.append)
+    assert [e.epoch for e in hist.epochs] == [1, 2, 3, 4] and seen == hist.epochs
+    assert hist.epochs[-1].train_loss < hist.epochs[0].train_loss
+    assert hist.epochs[-1].val_accuracy > 0.9  # well-separated blobs (centres 3 sd apart)
+    ev = evaluate_model(mc, val, samples=20, seed=0)
+    y = val.tensors[1]
+    assert ev.metrics["accuracy"] == pytest.approx(
+        (ev.prediction.mean.argmax(1) == y).double().mean().item())
+    assert ev.metrics["n_samples"] == 20 and ev.prediction.mean.shape == (90, 3)
+
+
+@pytest.mark.parametrize("method", ["dropconnect", "gaussian"])
+def test_training_through_wrapper_has_method_noise(method: str) -> None:
+    net = _net(p=0.3)
+    mc = bd.wrap(net, method=method, p=0.3)
+    mc.train()
+    x = torch.randn(5, 6)
+    assert not torch.equal(mc(x), mc(x))  # the noise is on while training
+    mc.eval()
+    assert torch.equal(mc(x), mc(x))
+    hist = fit(mc, _blobs(96), epochs=2, batch_size=32, lr=1e-2)
+    assert math.isfinite(hist.epochs[-1].train_loss)
+
+
+def test_checkpoint_resume_gives_the_same_weights(tmp_path) -> None:
+    data, val = _blobs(200), _blobs(60, seed=1)
+    kw = dict(val_data=val, batch_size=32, lr=1e-2, schedule="cosine", seed=3)
+    straight = bd.wrap(_net())
+    h1 = fit(straight, data, epochs=4, **kw)
+    ckpt = tmp_path / "ck.pt"
+    part = bd.wrap(_net())
+
+    def kill_after_epoch_2(e) -> None:
+        if e.epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # the process is "killed" after epoch 2
+        fit(part, data, epochs=4, checkpoint=ckpt, callback=kill_after_epoch_2, **kw)
+    resumed = bd.wrap(_net())  # a fresh process: new model, state from the checkpoint
+    h2 = fit(resumed, data, epochs=4, checkpoint=ckpt, **kw)
+    assert h2.resumed_from == 2 and len(h2.epochs) == 4
+    assert all(torch.equal(u, v) for u, v in zip(_params(straight), _params(resumed), strict=True))
+    assert [e.val_loss for e in h1.epochs] == [e.val_loss for e in h2.epochs]
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temp file
+
+
+def test_early_stopping_restores_the_best_epoch() -> None:
+    g = torch.Generator().manual_seed(0)
+    # random labels: the model can only overfit, so the validation loss rises
+    train = TensorDataset(torch.randn(64, 6, generator=g), torch.randint(0, 3, (64,), generator=g))
+    val = TensorDataset(torch.randn(64, 6, generator=g), torch.randint(0, 3, (64,), generator=g))
+    mc = bd.wrap(_net(p=0.0), p=0.0)
+    hist = fit(mc, train, val_data=val, epochs=40, patience=2, lr=3e-2, batch_size=16)
+    assert hist.stopped_early and len(hist.epochs) < 40
+    best = min(hist.epochs, key=lambda e: e.val_loss)
+    assert hist.best_epoch == best.epoch
+    assert len(hist.epochs) == best.epoch + 2  # stopped after `patience` worse epochs
+
+
+def test_concrete_dropout_learns_its_rate() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 32), nn.ReLU(),
+                        bd.ConcreteDropout(nn.Linear(32, 3), init_p=0.3,
+                                           weight_regularizer=1e-4, dropout_regularizer=1e-2))
+    mc = bd.wrap(net)
+    hist = fit(mc, _blobs(120), epochs=3, lr=5e-2, batch_size=32)
+    assert math.isfinite(hist.epochs[-1].train_loss)
+    assert abs(net[2].p.item() - 0.3) > 1e-3  # the rate got gradients from the regulariser
+
+
+def test_regression_with_variance_head() -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Dropout(0.1))
+            self.mu, self.logvar = nn.Linear(32, 1), nn.Linear(32, 1)
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.mu(h), self.logvar(h)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.linspace(-2, 2, 128)[:, None]
+    y = torch.sin(2 * x) + 0.1 * torch.randn(x.shape, generator=g)
+    data = TensorDataset(x, y)
+    mc = bd.wrap(Head(), task="regression", output="mean_logvar")
+    hist = fit(mc, data, task="regression", val_data=data, epochs=30, lr=1e-2, batch_size=32)
+    assert hist.epochs[-1].train_loss < hist.epochs[0].train_loss
+    assert hist.epochs[-1].val_loss < 0.1  # MSE of the MC mean vs var(y) ~ 0.5
+
+
+def test_fit_validates_arguments() -> None:
+    mc = bd.wrap(_net())
+    with pytest.raises(bd.BayesdropError, match="`optimizer` to be one of"):
+        fit(mc, _blobs(8), optimizer="lbfgs")
+    with pytest.raises(bd.BayesdropError, match="`schedule` to be one of"):
+        fit(mc, _blobs(8), schedule="linear")
+    with pytest.raises(bd.BayesdropError, match="needs a validation split"):
+        fit(mc, _blobs(8), patience=2)
+    with pytest.raises(bd.BayesdropError, match="`output` to be one of"):
+        fit(mc, _blobs(8), task="regression", output="logits")
+
+
+def test_checkpoint_helpers_and_devices(tmp_path) -> None:
+    path = save_checkpoint(tmp_path / "a" / "s.pt", {"x": torch.arange(3)})
+    assert torch.equal(load_checkpoint(path)["x"], torch.arange(3))
+    with pytest.raises(bd.BayesdropError, match="existing checkpoint file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(bd.BayesdropError, match="Could not read checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(bd.BayesdropError, match="`device`"):
+        resolve_device("tpu")
+    seed_everything(5)
+    a = torch.rand(3)
+    seed_everything(5)
+    assert torch.equal(a, torch.rand(3))
