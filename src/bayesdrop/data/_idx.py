@@ -94,9 +94,9 @@ def parse_idx(
             e is None or e == s for e, s in zip(expected_shape, shape, strict=True)
         )
         if not ok:
-            want = tuple("N" if e is None else e for e in expected_shape)
+            want = ", ".join("N" if e is None else str(e) for e in expected_shape)
             raise BayesdropError(
-                f"Expected the IDX file {source} to hold an array of shape {want}, but its "
+                f"Expected the IDX file {source} to hold an array of shape ({want}), but its "
                 f"header says {tuple(shape)}."
             )
     array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)

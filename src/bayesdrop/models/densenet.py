@@ -47,7 +47,8 @@ class DenseNet(nn.Module):
     ``[D] fc(num_classes)``.
 
     Args:
-        in_channels, num_classes, input_size: image channels, outputs, side (28 or 32).
+        in_channels, num_classes, input_size: image channels (default 1), outputs (10), side
+            (28, the default, or 32).
         dropout: dropout rate.
         placement: ``"last"`` (before the classifier, the default), ``"blocks"`` (after every
             dense layer's 3x3 convolution, as in the DenseNet paper), ``"all"``, ``"none"``,
@@ -58,9 +59,9 @@ class DenseNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
+        in_channels: int = 1,
         num_classes: int = 10,
-        input_size: int = 32,
+        input_size: int = 28,
         dropout: float = 0.2,
         placement: str | list[str] = "last",
         growth: int = 12,

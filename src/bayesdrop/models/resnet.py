@@ -51,7 +51,8 @@ class ResNet18(nn.Module):
     11.2M-parameter CIFAR ResNet-18.
 
     Args:
-        in_channels, num_classes, input_size: image channels, outputs, side (28 or 32).
+        in_channels, num_classes, input_size: image channels (default 1), outputs (10), side
+            (28, the default, or 32).
         dropout: dropout rate.
         placement: ``"last"`` (before the classifier, the default), ``"blocks"`` (after each
             stage), ``"all"``, ``"none"``, or a list.
@@ -62,9 +63,9 @@ class ResNet18(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
+        in_channels: int = 1,
         num_classes: int = 10,
-        input_size: int = 32,
+        input_size: int = 28,
         dropout: float = 0.5,
         placement: str | list[str] = "last",
         width: int = 64,

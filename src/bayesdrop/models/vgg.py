@@ -34,7 +34,8 @@ class VGG(nn.Module):
     ``fc(hidden) ReLU [D] fc(hidden) ReLU [D] fc(num_classes)``.
 
     Args:
-        in_channels, num_classes, input_size: image channels, outputs, side (28 or 32).
+        in_channels, num_classes, input_size: image channels (default 1), outputs (10), side
+            (28, the default, or 32).
         dropout: dropout rate.
         placement: ``"fc"`` (after both hidden dense layers, the default), ``"last"`` (before
             the output layer only), ``"conv"`` (after each max pool), ``"all"``, ``"none"``, or
@@ -46,9 +47,9 @@ class VGG(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
+        in_channels: int = 1,
         num_classes: int = 10,
-        input_size: int = 32,
+        input_size: int = 28,
         dropout: float = 0.5,
         placement: str | list[str] = "fc",
         depth: int = 11,
