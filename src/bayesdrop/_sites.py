@@ -10,6 +10,7 @@ every other layer stay in eval mode.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -55,6 +56,7 @@ _DROPOUT_FUNCTIONS: dict[Callable, SiteKind] = {
     torch.feature_alpha_dropout: SiteKind.FEATURE_ALPHA,
 }
 _WEIGHT_FUNCTIONS = (F.linear, F.conv1d, F.conv2d, F.conv3d)
+_FUNCTIONAL_PATCH_LOCK = threading.RLock()
 _SELU_ALPHA = 1.7580993408473766  # -SELU's negative saturation, as in torch's alpha dropout
 
 
@@ -261,10 +263,18 @@ class StochasticMode(TorchFunctionMode):
         else:
             kwargs["dropout_p"] = rate
         kwargs["training"], kwargs["need_weights"] = True, True
-        # Inside, torch calls F.dropout on the attention weights: catch it as this same site.
-        inner = _InnerAttentionDropout(self, site, rate)
-        with inner:
-            out, weights = func(*args, **kwargs)
+        # Inside, torch applies `dropout` (looked up in torch.nn.functional at call time) to the
+        # attention weights, with no torch-function mode active: route that one call to our noise.
+        def attention_dropout(input, p=0.5, training=True, inplace=False):
+            return self._element_noise(input, site, rate, SiteKind.DROPOUT)
+
+        with _FUNCTIONAL_PATCH_LOCK:
+            original = F.dropout
+            F.dropout = attention_dropout
+            try:
+                out, weights = func(*args, **kwargs)
+            finally:
+                F.dropout = original
         return out, (weights if need_weights else None)
 
     def _sdpa_call(self, func, args, kwargs):
@@ -278,21 +288,6 @@ class StochasticMode(TorchFunctionMode):
         if not active:
             return func(*args, **kwargs)
         return _attention_with_dropout(args, kwargs, lambda w: self._element_noise(w, site, rate, SiteKind.DROPOUT))
-
-
-class _InnerAttentionDropout(TorchFunctionMode):
-    """Catches the one F.dropout torch applies to attention weights inside MHA."""
-
-    def __init__(self, outer: StochasticMode, site: int, rate: float) -> None:
-        super().__init__()
-        self.outer, self.site, self.rate = outer, site, rate
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in (F.dropout, torch.dropout):
-            x = _arg(args, kwargs, 0, "input", None)
-            return self.outer._element_noise(x, self.site, self.rate, SiteKind.DROPOUT)
-        return func(*args, **kwargs)
 
 
 def _attention_with_dropout(args, kwargs, drop: Callable[[Tensor], Tensor]) -> Tensor:

@@ -60,7 +60,10 @@ def _static_dropout_sites(model: nn.Module) -> int:
 def _functional_dropout_nodes(gm: torch.fx.GraphModule) -> int:
     from ._sites import _DROPOUT_FUNCTIONS
 
-    return sum(1 for n in gm.graph.nodes if n.op == "call_function" and n.target in _DROPOUT_FUNCTIONS)
+    import torch.nn.functional as F
+
+    possible = set(_DROPOUT_FUNCTIONS) | {F.scaled_dot_product_attention, F.multi_head_attention_forward}
+    return sum(1 for n in gm.graph.nodes if n.op == "call_function" and n.target in possible)
 
 
 class MCModel(nn.Module):
@@ -426,8 +429,12 @@ class MCModel(nn.Module):
     # -- reporting ---------------------------------------------------------------------------------
     @property
     def sites(self) -> list[SiteCall]:
-        """The candidate stochastic calls seen on the first predict, in execution order."""
-        return list(self._sites)
+        """Stochastic calls seen on the first predict, in execution order: every dropout-like
+        call (active or not) and the layers whose weights or inputs carry noise."""
+        return [s for s in self._sites if self._shown(s)]
+
+    def _shown(self, site: SiteCall) -> bool:
+        return site.kind not in (SiteKind.WEIGHT, SiteKind.LAYER_INPUT) or site.index in self._plan.active
 
     def describe(self) -> str:
         """What was made stochastic and how sampling runs."""
@@ -441,8 +448,8 @@ class MCModel(nn.Module):
             lines.append(f"stochastic sites: decided on the first predict ({static} dropout module(s) found statically)")
         else:
             active = [s for s in self._sites if s.index in self._plan.active]
-            lines.append(f"stochastic sites ({len(active)} active of {len(self._sites)} candidates, execution order):")
-            for s in self._sites:
+            lines.append(f"stochastic sites ({len(active)} active, execution order):")
+            for s in self.sites:
                 state = "active" if s.index in self._plan.active else "off"
                 what = {
                     SiteKind.WEIGHT: f"DropConnect on the weights of {s.function}",
