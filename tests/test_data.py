@@ -152,6 +152,7 @@ def test_missing_files_list_every_place_and_how_to_get_them(isolated, monkeypatc
     for place in (
         isolated / "nowhere",
         isolated / "nowhere" / "fashion-mnist",
+        isolated / "nowhere" / "FashionMNIST" / "raw",
         isolated / "env" / "fashion-mnist",
         isolated / "cache" / "bayesdrop" / "fashion-mnist",
         isolated / "deb",
@@ -170,6 +171,9 @@ def test_search_order_root_env_cache(isolated, monkeypatch):
     assert bdata.load_mnist("test", verify=False)[1].numpy().tolist() == labels_env.tolist()
     got = bdata.load_mnist("test", isolated / "root", verify=False)[1]
     assert got.numpy().tolist() == labels_root.tolist()
+    _, labels_tv = fake_split(isolated / "tv" / "MNIST" / "raw", "test", 10000, seed=4)
+    got = bdata.load_mnist("test", isolated / "tv", verify=False)[1]  # torchvision layout
+    assert got.numpy().tolist() == labels_tv.tolist()
 
 
 def test_digest_matches_both_kinds():
@@ -316,6 +320,8 @@ def test_registry_and_load_dataset():
     assert xb.shape == (64, 1, 28, 28) and yb.dtype == torch.int64
     with pytest.raises(BayesdropError, match="`name`.*digits"):
         bdata.load_dataset("cifar10")
+    with pytest.raises(BayesdropError, match="UCI regression set.*load_uci"):
+        bdata.load_dataset("boston")
 
 
 def test_load_dataset_co2_and_mnist_10k(shared_data):

@@ -29,10 +29,12 @@ def candidate_dirs(
     name: str,
     root: str | PathLike[str] | None,
     system_dirs: Sequence[str | PathLike[str]] = (),
+    root_subdirs: Sequence[str] = (),
 ) -> list[tuple[Path, str]]:
     """The folders to search for data set ``name``, in order, each with a label for errors.
 
-    Order: ``root`` itself and ``root/<name>`` (so a ``shared/data``-style folder works),
+    Order: ``root`` itself, ``root/<name>`` (so a ``shared/data``-style folder works) and
+    ``root/<s>`` for each of ``root_subdirs`` (e.g. torchvision's ``MNIST/raw``),
     ``$BAYESDROP_DATA/<name>`` (``os.pathsep``-separated list allowed), the user cache
     ``~/.cache/bayesdrop/<name>``, then ``system_dirs`` (e.g. Debian's package location).
     """
@@ -40,6 +42,7 @@ def candidate_dirs(
     if root is not None:
         root = Path(root).expanduser()
         dirs += [(root, "root="), (root / name, "root=")]
+        dirs += [(root / sub, "root=") for sub in root_subdirs]
     for entry in filter(None, os.environ.get(ENV_VAR, "").split(os.pathsep)):
         dirs.append((Path(entry).expanduser() / name, f"${ENV_VAR}"))
     dirs.append((cache_dir(name), "user cache"))

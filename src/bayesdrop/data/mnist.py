@@ -41,6 +41,7 @@ class _IdxSet:
     # "sha256_raw" = SHA-256 of the decompressed bytes (measured on the files we have).
     checksums: dict[str, dict[str, str]]
     apt_package: str | None = None
+    torchvision_dir: str = ""  # torchvision's layout under a root: <root>/<dir>/raw
 
 
 _FILES = {
@@ -58,6 +59,7 @@ _MNIST = _IdxSet(
         "http://yann.lecun.com/exdb/mnist/",
     ),
     system_dirs=(),
+    torchvision_dir="MNIST",
     checksums={
         # Published MD5s of the original distribution (as used by torchvision and others).
         # The train files were not available to check against; the t10k SHA-256s were
@@ -105,6 +107,7 @@ _FASHION = _IdxSet(
         },
     },
     apt_package="dataset-fashion-mnist",
+    torchvision_dir="FashionMNIST",
 )
 
 
@@ -138,7 +141,7 @@ def _load_split(
     if split not in _FILES:
         raise expected("split", '"train" or "test"', split)
     img_stem, lbl_stem = _FILES[split]
-    dirs = candidate_dirs(spec.name, root, spec.system_dirs)
+    dirs = candidate_dirs(spec.name, root, spec.system_dirs, (f"{spec.torchvision_dir}/raw",))
     found: tuple[Path, Path] | None = None
     for folder, _label in dirs:
         img, lbl = _find_file(folder, img_stem), _find_file(folder, lbl_stem)
@@ -203,9 +206,10 @@ def load_mnist(
 ) -> tuple[Tensor, Tensor]:
     """Load an MNIST split from IDX files.
 
-    Looks, in order, in ``root`` (the files themselves or ``root/mnist/``, so the project's
-    ``shared/data`` folder works), ``$BAYESDROP_DATA/mnist``, ``~/.cache/bayesdrop/mnist``;
-    downloads into the cache when ``download=True`` and nothing was found.
+    Looks, in order, in ``root`` (the files themselves, ``root/mnist/`` so the project's
+    ``shared/data`` folder works, or torchvision's ``root/MNIST/raw/``),
+    ``$BAYESDROP_DATA/mnist``, ``~/.cache/bayesdrop/mnist``; downloads into the cache when
+    ``download=True`` and nothing was found.
 
     Args:
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
@@ -234,11 +238,11 @@ def load_fashion_mnist(
 ) -> tuple[Tensor, Tensor]:
     """Load a Fashion-MNIST split from IDX files.
 
-    Looks, in order, in ``root`` (or ``root/fashion-mnist/``), ``$BAYESDROP_DATA/fashion-mnist``,
-    ``~/.cache/bayesdrop/fashion-mnist`` and Debian's ``/usr/share/datasets/fashion-mnist``
-    (package ``dataset-fashion-mnist``); downloads into the cache when ``download=True``.
-    Class names: :data:`FASHION_MNIST_CLASSES`. Arguments, returns and errors as
-    :func:`load_mnist`.
+    Looks, in order, in ``root`` (or ``root/fashion-mnist/``, ``root/FashionMNIST/raw/``),
+    ``$BAYESDROP_DATA/fashion-mnist``, ``~/.cache/bayesdrop/fashion-mnist`` and Debian's
+    ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``); downloads into
+    the cache when ``download=True``. Class names: :data:`FASHION_MNIST_CLASSES`. Arguments,
+    returns and errors as :func:`load_mnist`.
     """
     return _load_split(_FASHION, split, root, download, verify)
 

@@ -120,7 +120,14 @@ def load_dataset(
         download: allow downloading (Fashion-)MNIST into the user cache.
     """
     if not isinstance(name, str) or name not in _DESCRIPTIONS:
-        raise expected("name", f"one of {sorted(list_datasets())}", name)
+        known = list_datasets()
+        if name in known:  # a UCI set
+            raise BayesdropError(
+                f"Data set {name!r} is a UCI regression set: load one of its published splits "
+                f"with `bayesdrop.data.load_uci({name!r}, root, split)`; the paper's protocol "
+                "(standardisation, validation part) is in `bayesdrop.reproduce`."
+            )
+        raise expected("name", f"one of {sorted(known)}", name)
     classification = True
     x_test = y_test = None
     if name in ("mnist", "fashion-mnist"):
