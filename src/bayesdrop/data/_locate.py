@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.request
@@ -100,7 +101,7 @@ def download_file(
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
                 data = response.read()
-        except OSError as err:  # URLError, HTTPError, timeouts
+        except (OSError, http.client.HTTPException, ValueError) as err:  # URLError, timeouts
             errors.append(f"{url}: {err}")
             continue
         if md5 is not None:
