@@ -45,6 +45,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format=fmt, dpi=dpi, metadata=_metadata(fmt))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a figure is a normal, readable file
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
