@@ -149,17 +149,20 @@ def _reference_training(model, x, y, wd, epochs, batch_size, seed):
     return nets
 
 
-def test_batched_training_equals_separate_networks():
+@pytest.mark.parametrize(
+    "rates",
+    [
+        [0.1, 0.1, 0.3, 0.0, 0.2, 0.5],  # 2 splits x 3 networks, 3 rate groups each
+        [0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0, 0.3, 0.3, 0.3],  # 2 x 2 rates x 3 taus
+    ],
+)
+def test_batched_training_equals_separate_networks(rates):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 21, 3, dtype=torch.float64, generator=gen)
-    y = (
-        x[..., 0]
-        - 0.5 * x[..., 1] ** 2
-        + 0.1 * torch.randn(2, 21, dtype=torch.float64, generator=gen)
-    )
-    rates = [0.1, 0.1, 0.3, 0.0, 0.2, 0.5]  # G = 2 splits x 3 networks
-    model = rep.BatchedMLP(6, 3, 5, rates, dtype=torch.float64, generator=gen)
-    wd = torch.tensor([1e-3, 1e-2, 0.0, 1e-3, 5e-2, 1e-4], dtype=torch.float64)
+    noise = 0.1 * torch.randn(2, 21, dtype=torch.float64, generator=gen)
+    y = x[..., 0] - 0.5 * x[..., 1] ** 2 + noise
+    model = rep.BatchedMLP(len(rates), 3, 5, rates, dtype=torch.float64, generator=gen)
+    wd = torch.rand(len(rates), dtype=torch.float64, generator=gen) * 1e-2
     nets = _reference_training(model, x, y, wd, epochs=3, batch_size=8, seed=11)
     rep.train_batched(model, x, y, weight_decay=wd, epochs=3, batch_size=8, seed=11)
     for g, (lin1, lin2, _) in enumerate(nets):
