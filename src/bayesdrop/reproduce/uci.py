@@ -35,6 +35,7 @@ Markdown table ``<out>/uci.md`` is regenerated from it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -763,7 +764,7 @@ def write_results(out: str | Path, new: Sequence[dict[str, Any]]) -> dict[str, A
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "uci.json"
-    key = abs(hash(str(out.resolve()))) % 10**12
+    key = hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
     lock_path = Path(tempfile.gettempdir()) / f"bayesdrop-uci-{key}.lock"
     with open(lock_path, "w") as lock:  # runs in parallel processes merge safely
         try:
