@@ -164,7 +164,7 @@ def test_bad_n_bins() -> None:
 
 
 def test_bad_probs_and_labels() -> None:
-    with pytest.raises(BayesdropError, match=r"`probs`.*look like logits"):
+    with pytest.raises(BayesdropError, match=r"`probs`.*suggest logits"):
         ece(torch.tensor([[3.0, -2.0]]), torch.tensor([0]))
     with pytest.raises(BayesdropError, match=r"`target` to have length 1"):
         classwise_ece(torch.tensor([[0.3, 0.7]]), torch.tensor([0, 1]))

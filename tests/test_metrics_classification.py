@@ -141,7 +141,7 @@ def test_perfect_predictions() -> None:
 # ------------------------------------------------------------------------------ bad inputs
 def test_logits_get_a_hint() -> None:
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.1]])
-    with pytest.raises(BayesdropError, match=r"`probs`.*look like logits.*softmax"):
+    with pytest.raises(BayesdropError, match=r"`probs`.*suggest logits.*softmax"):
         accuracy(logits, torch.tensor([0, 1]))
 
 
