@@ -235,3 +235,30 @@ def test_cli_rejects_unknown_dataset(uci_root, capsys):
     code = rep.main(["--dataset", "mnist", "--root", str(uci_root), "--no-write"])
     assert code == 2
     assert "`name`" in capsys.readouterr().err
+
+
+def test_extrapolation_scales_training_only():
+    rec = {
+        "dataset": "yacht",
+        "setting": "grid4000",
+        "epochs": 40,
+        "n_splits": 20,
+        "samples": 10_000,
+        "machine": "m",
+        "load_average_at_start": 1.0,
+        "timing": {
+            "select_train_s": 2.0,
+            "select_predict_s": 3.0,
+            "train_s": 1.0,
+            "test_predict_s": 5.0,
+            "total_s": 11.0,
+            "select_train_cpu_s": 1.0,
+            "select_predict_cpu_s": 1.0,
+            "train_cpu_s": 0.5,
+            "test_predict_cpu_s": 2.0,
+            "cpu_s": 4.5,
+        },
+    }
+    est = rep.extrapolate(rec, 4000)
+    assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 8.0)
+    assert est["extrapolated_cpu_seconds"] == pytest.approx(1.5 * 100 + 3.0)

@@ -574,7 +574,7 @@ def run_uci(
     val_ll: list[list[float]] = []
     if len(grid) > 1:
         cut = int(0.8 * n_train)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model = _fit_stage(
             x_train[:, :cut],
             y_train[:, :cut],
@@ -586,11 +586,12 @@ def run_uci(
             dtype=dtype,
         )
         times["select_train_s"] = time.perf_counter() - t0
+        times["select_train_cpu_s"] = time.process_time() - c0
         say(
             f"{short} {setting}: trained {model.n_networks} networks for selection in "
             f"{times['select_train_s']:.1f} s"
         )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         chosen = []
         for s in range(n_splits):
             lls = []
@@ -602,11 +603,12 @@ def run_uci(
             val_ll.append(lls)
             chosen.append(grid[max(range(len(grid)), key=lls.__getitem__)])
         times["select_predict_s"] = time.perf_counter() - t0
+        times["select_predict_cpu_s"] = time.process_time() - c0
     else:
         chosen = [grid[0]] * n_splits
 
     # Stage 2: retrain each split's choice on its whole training split; test with T samples.
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = _fit_stage(
         x_train,
         y_train,
@@ -618,7 +620,8 @@ def run_uci(
         dtype=dtype,
     )
     times["train_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    times["train_cpu_s"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     rmse, ll, rmse_standard = [], [], []
     for s in range(n_splits):
         xt, yt = data["x_test"][s].to(dtype), data["y_test"][s].to(dtype)
@@ -630,6 +633,7 @@ def run_uci(
         rmse_standard.append(float(((standard.double() - yt64) ** 2).mean().sqrt()))
         ll.append(float(lls.double().mean()))
     times["test_predict_s"] = time.perf_counter() - t0
+    times["test_predict_cpu_s"] = time.process_time() - c0
     times["total_s"] = time.perf_counter() - t_start
     times["cpu_s"] = time.process_time() - cpu_start
     rmse_mean, rmse_se = _mean_se(rmse)
@@ -741,6 +745,29 @@ def render_markdown(results: dict[str, Any]) -> str:
         total = sum(r["seconds"] for r in rows.values())
         machines = sorted({r["machine"] for r in rows.values()})
         lines += ["", f"Total wall-clock: {total:.0f} s on {'; '.join(machines)}.", ""]
+    for key, rows in results.get("estimates", {}).items():
+        lines += [
+            f"## Setting `{key}`: time of the full run, EXTRAPOLATED from a shorter one",
+            "",
+            "Measured with fewer epochs (all splits, the full grid, the full T); training time",
+            "scaled linearly to the full number of epochs, prediction time kept as measured.",
+            "These are estimates, not runs.",
+            "",
+            "| data set | splits | measured epochs | measured s (CPU s) | full epochs | "
+            "estimated s (CPU s) | load avg |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for short in UCI_DATASETS:
+            e = rows.get(short)
+            if e is None:
+                continue
+            lines.append(
+                f"| {UCI_DATASETS[short].title} | {e['n_splits']} | {e['measured_epochs']} | "
+                f"{e['measured_seconds']:.0f} ({e['measured_cpu_seconds']:.0f}) | "
+                f"{e['full_epochs']} | {e['extrapolated_seconds']:.0f} "
+                f"({e['extrapolated_cpu_seconds']:.0f}) | {e['load_average_at_start']:.1f} |"
+            )
+        lines.append("")
     notes = results.get("notes")
     if notes:
         lines += ["## Notes", ""] + [str(n) for n in notes] + [""]
@@ -759,8 +786,13 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_results(out: str | Path, new: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Merge ``new`` run records into ``<out>/uci.json`` and regenerate ``<out>/uci.md``."""
+def write_results(
+    out: str | Path,
+    new: Sequence[dict[str, Any]],
+    *,
+    estimates: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """Merge run records (and timing estimates) into ``<out>/uci.json``; regenerate ``uci.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "uci.json"
@@ -779,6 +811,8 @@ def write_results(out: str | Path, new: Sequence[dict[str, Any]]) -> dict[str, A
             results.setdefault("settings", {})
         for rec in new:
             results["settings"].setdefault(rec["setting"], {})[rec["dataset"]] = rec
+        for est in estimates:
+            results.setdefault("estimates", {}).setdefault(est["setting"], {})[est["dataset"]] = est
         _atomic_write(path, json.dumps(results, indent=1, sort_keys=False) + "\n")
         notes_path = out / "uci_notes.md"
         if notes_path.is_file():
@@ -787,9 +821,31 @@ def write_results(out: str | Path, new: Sequence[dict[str, Any]]) -> dict[str, A
     return results
 
 
+def extrapolate(rec: dict[str, Any], full_epochs: int) -> dict[str, Any]:
+    """Time of a full-length run from a shorter one: training scales with epochs, MC does not."""
+    t, ratio = rec["timing"], full_epochs / max(rec["epochs"], 1)
+    est: dict[str, Any] = {
+        "dataset": rec["dataset"],
+        "setting": rec["setting"],
+        "measured_epochs": rec["epochs"],
+        "full_epochs": full_epochs,
+        "n_splits": rec["n_splits"],
+        "samples": rec["samples"],
+        "measured_seconds": t["total_s"],
+        "measured_cpu_seconds": t["cpu_s"],
+        "machine": rec["machine"],
+        "load_average_at_start": rec["load_average_at_start"],
+    }
+    for unit in ("", "cpu_"):
+        train = t.get(f"select_train_{unit}s", 0.0) + t[f"train_{unit}s"]
+        other = t.get(f"select_predict_{unit}s", 0.0) + t[f"test_predict_{unit}s"]
+        est[f"extrapolated_{unit}seconds"] = train * ratio + other
+    return est
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m bayesdrop.reproduce.uci --dataset all --setting table1``."""
-    from ..data.uci import UCI_DATASETS
+    from ..data.uci import UCI_DATASETS, uci_dataset_info
 
     parser = argparse.ArgumentParser(
         prog="python -m bayesdrop.reproduce.uci",
@@ -808,6 +864,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch threads (1: tiny ops gain nothing from more)"
     )
     parser.add_argument("--no-write", action="store_true", help="print only, write nothing")
+    parser.add_argument(
+        "--estimate-from-epochs",
+        type=int,
+        default=None,
+        metavar="E",
+        help="timing only: run E epochs and record the extrapolated time of the full run "
+        "(under 'estimates' in uci.json; the accuracy of such a run is not tabulated)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -822,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.root,
                 args.setting,
                 n_splits=args.splits,
-                epochs=args.epochs,
+                epochs=args.estimate_from_epochs or args.epochs,
                 samples=args.samples,
                 val_samples=args.val_samples,
                 seed=args.seed + 100 * i,
@@ -832,7 +896,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         records.append(rec)
-        if not args.no_write:
+        if args.estimate_from_epochs:
+            info = uci_dataset_info(name, args.root)
+            full = SETTINGS[args.setting].epoch_multiplier * int(info["n_epochs"])  # type: ignore[arg-type]
+            est = extrapolate(rec, full)
+            print(
+                f"{rec['dataset']} {args.setting}: estimated {est['extrapolated_seconds']:.0f} s "
+                f"({est['extrapolated_cpu_seconds']:.0f} s CPU) for {full} epochs",
+                flush=True,
+            )
+            if not args.no_write:
+                write_results(args.out, [], estimates=[est])
+        elif not args.no_write:
             write_results(args.out, [rec])
     return 0
 
