@@ -865,6 +865,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="print only, write nothing")
     parser.add_argument(
+        "--render-only", action="store_true", help="regenerate uci.md from uci.json and exit"
+    )
+    parser.add_argument(
         "--estimate-from-epochs",
         type=int,
         default=None,
@@ -873,6 +876,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(under 'estimates' in uci.json; the accuracy of such a run is not tabulated)",
     )
     args = parser.parse_args(argv)
+    if args.render_only:
+        write_results(args.out, [])
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     names = list(UCI_DATASETS) if args.dataset == "all" else args.dataset.split(",")
