@@ -86,6 +86,14 @@ def test_per_example_reductions_average_to_the_mean() -> None:
     assert brier_score(probs, target, reduction="none").shape == (30,)
 
 
+def test_half_precision_probs_are_accepted() -> None:
+    probs, target = _random_probs(200, 10, seed=5)
+    for dtype in (torch.float16, torch.bfloat16):
+        low = probs.to(dtype)  # rows sum to 1 only within the dtype's rounding
+        assert nll(low, target) == pytest.approx(nll(probs, target), rel=2e-2)
+        assert brier_score(low, target) == pytest.approx(brier_score(probs, target), rel=2e-2)
+
+
 def test_numpy_inputs_are_accepted() -> None:
     probs, target = _random_probs(20, 3, seed=3)
     assert accuracy(probs.numpy(), target.numpy()) == accuracy(probs, target)

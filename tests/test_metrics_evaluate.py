@@ -252,4 +252,4 @@ def test_docstring_examples() -> None:
     for module in (cal, cls, comp, rank, reg, sel, tab):
         result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
-        assert result.attempted > 0 or module in (), module.__name__
+        assert result.attempted > 0, module.__name__

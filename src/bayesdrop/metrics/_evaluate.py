@@ -96,8 +96,8 @@ class Evaluator:
 
     Args:
         n_bins: number of bins of the calibration errors.
-        coverage: the coverage of Risk@Coverage (default Risk@80Cov).
-        risk: the risk of Coverage@Risk (default Cov@5Risk).
+        coverage: the coverage of Risk@Coverage (0.8: Risk@80Cov).
+        risk: the risk of Coverage@Risk (0.05: Cov@5Risk).
         levels: nominal levels of the regression prediction intervals (PICP, width).
         n_levels: number of quantile levels of the quantile calibration error.
     """

@@ -226,5 +226,5 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 def print_table(results: dict[str, Any], file: TextIO | None = None) -> None:
-    """Print :func:`format_table` of ``results`` (to ``file``, default stdout)."""
+    """Print :func:`format_table` of ``results`` to ``file`` (None: stdout)."""
     print(format_table(results), file=file or sys.stdout)

@@ -59,7 +59,7 @@ def reliability_diagram(
         pred: a classification :class:`bayesdrop.Prediction`, or ``(N, C)`` probabilities.
         targets: ``(N,)`` integer labels.
         n_bins: number of bins (the same binning as :func:`bayesdrop.metrics.ece`).
-        title: figure title; default names T and N.
+        title: figure title (None: one naming T and N).
         path: save the figure there (.png, .svg or .pdf), atomically.
 
     Returns:
@@ -220,8 +220,8 @@ def mc_histogram(
     Args:
         pred: a :class:`bayesdrop.Prediction` made with ``keep_samples=True``.
         index: which input of the batch.
-        cls: class index (or several, overlaid); default the predicted class. For regression,
-            the flat output index (default 0).
+        cls: class index (or several, overlaid); None: the predicted class. For regression,
+            the flat output index (None: 0).
         bins: number of histogram bins.
         title: figure title.
         path: save the figure there (.png, .svg or .pdf), atomically.
