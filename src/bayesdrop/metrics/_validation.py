@@ -83,8 +83,8 @@ def check_probs(probs: Any, name: str = "probs") -> Tensor:
     if lo < -atol or hi > 1 + atol:
         raise BayesdropError(
             f"Expected argument `{name}` to hold probabilities in [0, 1], but got values in "
-            f"[{lo:.4g}, {hi:.4g}]. Values outside [0, 1] suggest logits: pass `logits.softmax(-1)` (or "
-            "`Prediction.mean`)."
+            f"[{lo:.4g}, {hi:.4g}]. Values outside [0, 1] suggest logits: pass "
+            "`logits.softmax(-1)` (or `Prediction.mean`)."
         )
     dev = float((p.sum(1) - 1).abs().max())
     if dev > atol:
