@@ -260,5 +260,8 @@ def test_extrapolation_scales_training_only():
         },
     }
     est = rep.extrapolate(rec, 4000)
-    assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 8.0)
-    assert est["extrapolated_cpu_seconds"] == pytest.approx(1.5 * 100 + 3.0)
+    assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 3.0 + 5.0)
+    assert est["extrapolated_cpu_seconds"] == pytest.approx(1.5 * 100 + 1.0 + 2.0)
+    rec["samples"] = 1_000  # a run with fewer test samples: its prediction time scales up
+    est = rep.extrapolate(rec, 4000, full_samples=10_000)
+    assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 3.0 + 50.0)
