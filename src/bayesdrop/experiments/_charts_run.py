@@ -81,24 +81,22 @@ def draw_run_charts(mc: Any, cfg: ExperimentConfig, evaluation: Any, x_test: Ten
 
 
 def _metric_plots(cfg: ExperimentConfig, evaluation: Any, out: Path) -> list[Path]:
-    """The plots of ``bayesdrop.plots`` (reliability diagram, risk-coverage) when present."""
-    try:
-        from .. import plots
-    except ImportError:
-        return []
-    slug = cfg.slug()
-    written = []
-    pred, targets = evaluation.prediction, evaluation.targets
-    for fn_name, stem in (("reliability_diagram", "reliability"),
-                          ("risk_coverage", "risk-coverage")):
-        fn = getattr(plots, fn_name, None)
-        if fn is None:
-            continue
-        path = out / f"{stem}_{slug}.png"
-        fig = fn(pred, targets)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        import matplotlib.pyplot as plt
+    """The plots of ``bayesdrop.plots``: reliability diagram, risk-coverage, OOD histogram."""
+    from .. import plots
 
-        plt.close(fig)
+    slug = cfg.slug()
+    what = f"{cfg.method} p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}"
+    pred, targets = evaluation.prediction, evaluation.targets
+    written = []
+    path = out / f"reliability_{slug}.png"
+    plots.reliability_diagram(pred, targets, title=f"Reliability: {what}", path=path)
+    written.append(path)
+    path = out / f"risk-coverage_{slug}.png"
+    plots.risk_coverage(pred, targets, title=f"Risk-coverage: {what}", path=path)
+    written.append(path)
+    if evaluation.ood_prediction is not None:
+        path = out / f"ood-histogram_{slug}.png"
+        plots.ood_histogram(pred, evaluation.ood_prediction, "mutual_information",
+                            title=f"In- vs out-of-distribution: {what}", path=path)
         written.append(path)
     return written

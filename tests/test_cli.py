@@ -1,0 +1,82 @@
+"""The `bayesdrop` command: help that teaches, listing, a tiny run on digits, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bayesdrop.cli import build_parser, main
+
+TINY_FLAGS = ["--dataset", "digits", "--model", "lenet5", "--epochs", "1", "--train-size", "96",
+              "--test-size", "40", "--samples", "3", "--val-samples", "2", "--batch-size", "48",
+              "--chart-steps", "4", "--no-track"]
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["sweep"], ["evaluate"], ["plot"], ["list"],
+                                     ["quickstart"]])
+def test_help_has_examples(command, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "example" in text and "bayesdrop " in text
+
+
+def test_every_config_key_has_a_flag() -> None:
+    from bayesdrop.experiments._config import field_names
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = {a.dest for a in run._actions}
+    assert set(field_names()) <= flags
+
+
+def test_list_shows_datasets_models_methods(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("fashion-mnist", "digits", "lenet5", "resnet18", "dropconnect", "concrete"):
+        assert word in out
+    assert main(["list", "methods"]) == 0
+    assert "gaussian" in capsys.readouterr().out
+
+
+def test_bad_value_exits_2_naming_the_key(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--dataset", "digits", "--method", "mcdrop", "--no-track"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected argument `method` to be one of ('dropout', 'dropconnect'" in err
+    assert main(["run", "--rate", "0.1,0.2", "--no-track"]) == 2
+    assert "use `bayesdrop sweep`" in capsys.readouterr().err
+    (tmp_path / "c.yaml").write_text("dataset: digits\nbogus: 1\n")
+    assert main(["sweep", "c.yaml", "--dry-run"]) == 2
+    assert "Unknown config key `bogus`" in capsys.readouterr().err
+
+
+def test_tiny_run_then_evaluate_plot_and_sweep_listing(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *TINY_FLAGS, "--output-dir", "out"]) == 0
+    out = capsys.readouterr().out
+    assert "Classification · 40 examples · T = 3 MC samples" in out
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if not p.name.startswith("_")]
+    assert folder.name.startswith("digits_lenet5_dropout_p0.5_T3_s0-")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    charts = sorted(p.name.split("_")[0] for p in folder.glob("*.png"))
+    assert charts == ["morph", "reliability", "risk-coverage", "rotation"]
+    assert not (tmp_path / "mlflow.db").exists()  # --no-track
+
+    assert main(["evaluate", str(folder), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"])  # same seed, same numbers
+    assert main(["evaluate", str(folder), "--samples", "5"]) == 0
+    assert "T = 5 MC samples" in capsys.readouterr().out
+
+    assert main(["plot", str(folder), "--image", "3", "--morph-to", "5", "--out", "pics"]) == 0
+    printed = capsys.readouterr().out.split()
+    names = sorted(p.name for p in (tmp_path / "pics").glob("*.png"))
+    assert sorted(p.split("/")[-1] for p in printed) == names
+    assert "morph_digits_lenet5_dropout_p0.5_T3_s0_img3-to-5.png" in names
+
+    assert main(["sweep", *TINY_FLAGS, "--output-dir", "out", "--samples", "3,6",
+                 "--dry-run"]) == 0
+    states = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert states == ["finished", "pending"]

@@ -1,0 +1,227 @@
+"""Experiments: config validation, grids, run keys, resumable sweeps, MLflow, Ray, charts."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+import bayesdrop as bd
+from bayesdrop.experiments import (
+    ExperimentConfig,
+    expand_grid,
+    load_config,
+    load_result,
+    parse_value,
+    run_dir,
+    run_experiment,
+    run_sweep,
+)
+from bayesdrop.experiments import _run as run_module
+from bayesdrop.experiments.charts import plot_metric_vs, plot_uncertainty_path
+
+# a run of a few seconds: digits, LeNet-5, 1 epoch on 200 images, 60 test images
+TINY = dict(dataset="digits", model="lenet5", epochs=1, train_size=200, test_size=60,
+            val_fraction=0.1, val_samples=2, samples=4, batch_size=64, charts=False,
+            tracking=False)
+
+
+# ----------------------------------------------------------------------------- validation
+def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
+    with pytest.raises(bd.BayesdropError, match="Unknown config key `dropout_rate`; expected "
+                       "one of: dataset, model, method, rate"):
+        load_config({"dropout_rate": 0.5})
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("method", "mcdrop", "`method` to be one of \\('dropout', 'dropconnect', 'gaussian', "
+                         "'concrete'\\)"),
+    ("rate", 1.0, "`rate` to be a number in \\[0, 1\\)"),
+    ("samples", 0, "`samples` to be a positive integer"),
+    ("samples", 2.5, "`samples` to be a positive integer"),
+    ("dataset", "cifar-100", "`dataset` to be one of .*'fashion-mnist'"),
+    ("model", "alexnet", "`model` to be one of .*'lenet5'"),
+    ("optimizer", "rmsprop", "`optimizer` to be one of \\('adam', 'sgd'\\)"),
+    ("charts", "yes", "`charts` to be true or false"),
+    ("device", "gpu", "`device` to be one of"),
+])
+def test_bad_values_name_the_key_and_allowed_values(key: str, value, message: str) -> None:
+    with pytest.raises(bd.BayesdropError, match=message):
+        ExperimentConfig(**{key: value})
+
+
+def test_patience_needs_a_validation_split_and_concrete_a_rate() -> None:
+    with pytest.raises(bd.BayesdropError, match="`patience` to be null when val_fraction is 0"):
+        ExperimentConfig(patience=2, val_fraction=0.0)
+    with pytest.raises(bd.BayesdropError, match="`rate` to be a number in \\(0, 1\\) for method"):
+        ExperimentConfig(method="concrete", rate=0.0)
+
+
+def test_yaml_file_and_cli_values(tmp_path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("dataset: digits\nmodel: mlp\nlr: 1e-3\nrate: [0.1, 0.5]\nmethod: gaussian\n")
+    raw = load_config(path, samples=[10, 20])
+    assert raw["lr"] == 1e-3 and isinstance(raw["lr"], float)  # YAML reads 1e-3 as a string
+    assert len(expand_grid(raw)) == 4
+    assert parse_value("0.1,0.5") == [0.1, 0.5] and parse_value("null") is None
+    assert parse_value("dropconnect") == "dropconnect" and parse_value("3") == 3
+    (tmp_path / "bad.yaml").write_text("- a\n- b\n")
+    with pytest.raises(bd.BayesdropError, match="`config` to be a YAML mapping"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(bd.BayesdropError, match="`config` to be a path to an existing YAML"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(bd.BayesdropError, match="`output_dir` to be a single value"):
+        expand_grid({"output_dir": ["a", "b"]})
+
+
+# ---------------------------------------------------------------------------- grid, keys
+def test_grid_is_the_cartesian_product() -> None:
+    axes = {"method": ["dropout", "dropconnect", "gaussian"], "rate": [0.1, 0.25],
+            "samples": [5, 50], "seed": [0, 1]}
+    grid = expand_grid({"dataset": "digits", "model": "mlp", **axes})
+    got = [(c.method, c.rate, c.samples, c.seed) for c in grid]
+    assert got == list(itertools.product(*axes.values()))
+    assert len({c.key() for c in grid}) == len(grid) == 24
+    assert all(c.model == "mlp" and c.dataset == "digits" for c in grid)
+    # repeated values collapse to one run
+    assert len(expand_grid({"dataset": "digits", "rate": [0.1, 0.1, 0.2]})) == 2
+
+
+def test_keys_ignore_bookkeeping_and_share_training_across_samples() -> None:
+    a = ExperimentConfig(dataset="digits", samples=10)
+    assert a.key() == a.with_(output_dir="elsewhere", tracking=False).key()
+    assert a.key() != a.with_(samples=20).key()
+    assert a.train_key() == a.with_(samples=20).train_key()
+    assert a.train_key() != a.with_(rate=0.1).train_key()
+    assert a.slug() == "digits_lenet5_dropout_p0.5_T10_s0"
+
+
+# ------------------------------------------------------------------------- runs and sweeps
+def test_sweep_resumes_after_interruption_without_redoing_or_losing_runs(tmp_path, monkeypatch):
+    grid = expand_grid({**TINY, "output_dir": str(tmp_path / "out"),
+                        "method": ["dropout", "gaussian"], "samples": [3, 6]})
+    assert len(grid) == 4
+    trained, evaluated = [], []
+    real_fit, real_eval = run_module.fit, run_module.evaluate_model
+
+    def counting_fit(*a, **k):
+        trained.append(1)
+        return real_fit(*a, **k)
+
+    def failing_eval(*a, **k):
+        evaluated.append(1)
+        if len(evaluated) == 3:
+            raise KeyboardInterrupt  # the machine goes down inside the 3rd run
+        return real_eval(*a, **k)
+
+    monkeypatch.setattr(run_module, "fit", counting_fit)
+    monkeypatch.setattr(run_module, "evaluate_model", failing_eval)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(grid, charts=False, verbose=False)
+    finished = [c for c in grid if load_result(c) is not None]
+    assert finished == grid[:2]  # grid order: (dropout, 3), (dropout, 6), (gaussian, 3), ...
+    assert len(trained) == 2  # the samples=6 run reused the samples=3 run's trained model
+
+    monkeypatch.setattr(run_module, "evaluate_model", real_eval)
+    again = run_sweep(grid, charts=True, verbose=False)
+    assert sorted(again.skipped) == sorted(c.key() for c in grid[:2])
+    assert [r.key for r in again.results] == [c.key() for c in grid]
+    assert len(trained) == 2  # the interrupted run's model had been saved: nothing retrained
+    assert all(load_result(c) is not None for c in grid)
+    rows = (tmp_path / "out" / "sweep_summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
+    assert [p.split("/")[-1].split("_")[1] for p in again.charts] == ["vs-samples"]
+    third = run_sweep(grid, charts=False, verbose=False)
+    assert len(third.skipped) == 4 and len(trained) == 2
+    assert [r.metrics for r in third.results] == [r.metrics for r in again.results]
+
+
+def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    cfg = ExperimentConfig(**{**TINY, "tracking": True, "charts": True, "epochs": 2,
+                              "experiment_name": "t", "method": "dropconnect", "rate": 0.1})
+    result = run_experiment(cfg, verbose=False)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("t")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == result.mlflow_run_id
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["method"] == "dropconnect" and run.data.params["rate"] == "0.1"
+    assert run.data.tags["bayesdrop.run_key"] == cfg.key()
+    assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == pytest.approx([e["train_loss"] for e in result.history])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"metrics.txt", "metrics.json", "model", "charts"} <= artifacts
+    charts = {a.path for a in client.list_artifacts(run.info.run_id, "charts")}
+    assert f"charts/rotation_{cfg.slug()}_img0.png" in charts
+    assert (tmp_path / "mlruns").is_dir()  # artifacts under ./mlruns
+
+
+def test_failed_run_is_marked_failed_and_not_recorded(tmp_path, monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(run_module, "evaluate_model", boom)
+    cfg = ExperimentConfig(**{**TINY, "tracking": True, "experiment_name": "f"})
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_experiment(cfg, verbose=False)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("f").experiment_id])
+    assert run.info.status == "FAILED"
+    assert load_result(cfg) is None and not (run_dir(cfg) / "result.json").exists()
+
+
+def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
+    ray = pytest.importorskip("ray")
+    monkeypatch.chdir(tmp_path)
+    grid = expand_grid({**TINY, "output_dir": "out", "rate": [0.1, 0.3], "tracking": True,
+                        "experiment_name": "ray"})
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        res = run_sweep(grid, ray=True, charts=False, verbose=False)
+    finally:
+        ray.shutdown()
+    assert [r.key for r in res.results] == [c.key() for c in grid]
+    for c, r in zip(grid, res.results, strict=True):
+        record = json.loads((run_dir(c.with_(output_dir=str(tmp_path / "out")))
+                             / "result.json").read_text())
+        assert record["metrics"] == r.metrics and 0 <= r.metrics["accuracy"] <= 1
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("ray").experiment_id])
+    assert sorted(r.data.params["rate"] for r in runs) == ["0.1", "0.3"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+# --------------------------------------------------------------------------------- charts
+def test_charts_are_written_and_check_their_inputs(tmp_path) -> None:
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(5, 8, 3, generator=g), -1)
+    mean = probs.mean(1)
+    res = {"samples": probs, "mean": mean, "entropy": torch.rand(5, generator=g),
+           "expected_entropy": torch.rand(5, generator=g) * 0.5,
+           "mutual_information": torch.rand(5, generator=g) * 0.1,
+           "variation_ratio": torch.rand(5, generator=g)}
+    path = plot_uncertainty_path(torch.rand(5, 1, 8, 8, generator=g), res, tmp_path / "r.png",
+                                 steps=[0, 45, 90, 135, 180], title="t")
+    assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(bd.BayesdropError, match="`steps` to be 5 values"):
+        plot_uncertainty_path(torch.rand(5, 1, 8, 8), res, tmp_path / "x.png", steps=[0, 1])
+    rows = [{"method": m, "rate": r, "samples": 10, "accuracy": 0.9 - r, "nll": 0.3 + r}
+            for m in ("dropout", "gaussian") for r in (0.1, 0.5)]
+    out = plot_metric_vs(rows, "rate", tmp_path / "m.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(bd.BayesdropError, match="`results` to be runs matching"):
+        plot_metric_vs(rows, "rate", tmp_path / "n.png", fixed={"samples": 99})
