@@ -31,6 +31,7 @@ from ._regression import (
     _crps_gaussian_elements,
     _crps_mixture_elements,
     _gaussian_nll_elements,
+    _mixture_log_likelihood,
     _pit_counts,
     _qce_from_counts,
     _z,
@@ -238,8 +239,7 @@ class Evaluator:
         epistemic = as_float(pred.epistemic, "pred.epistemic", min_ndim=1).to(m.device)
         self._start(pred)
         r = self._reg
-        b = m.shape[0]
-        self.n += b
+        self.n += m.shape[0]
         r["elements"] = r.get("elements", 0) + m.numel()
         self._add("se", ((m - y) ** 2).sum())
         self._add("ae", (m - y).abs().sum())
@@ -273,9 +273,8 @@ class Evaluator:
                 v = None
             crps_mix = _crps_mixture_elements(s, v, y).sum()
             if v is not None:
-                comp = -_gaussian_nll_elements(s, v, y[:, None]).reshape(b, s.shape[1], -1).sum(2)
-                ll = (torch.logsumexp(comp, 1) - math.log(s.shape[1])).sum()
-        elif pred.log_likelihood is not None:
+                ll = _mixture_log_likelihood(s, v, y).sum()
+        if ll is None and pred.log_likelihood is not None:
             ll = as_float(pred.log_likelihood, "pred.log_likelihood", ndim=1).sum()
         r["ll_batches"] = r.get("ll_batches", 0) + (ll is not None)
         r["mix_batches"] = r.get("mix_batches", 0) + (crps_mix is not None)

@@ -157,9 +157,15 @@ def mc_log_likelihood(
     check_reduction(reduction)
     s, y = _check_samples(sample_means, target)
     v = _sample_variances(variances, tau, s.shape).to(s.device)
-    log_comp = -_gaussian_nll_elements(s, v, y[:, None]).reshape(s.shape[0], s.shape[1], -1).sum(2)
-    per = torch.logsumexp(log_comp, dim=1) - math.log(s.shape[1])
+    per = _mixture_log_likelihood(s, v, y)
     return float(per.mean()) if reduction == "mean" else per
+
+
+def _mixture_log_likelihood(s: Tensor, v: Tensor, y: Tensor) -> Tensor:
+    """``(N,)`` log density of y under the equal-weight mixture of N(s_t, v_t), each component
+    a product over ``*out``."""
+    log_comp = -_gaussian_nll_elements(s, v, y[:, None]).reshape(s.shape[0], s.shape[1], -1).sum(2)
+    return torch.logsumexp(log_comp, dim=1) - math.log(s.shape[1])
 
 
 def _z(level: float) -> float:
