@@ -144,42 +144,35 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     cfg = ExperimentConfig(**{**TINY, "tracking": True, "charts": True, "epochs": 2,
                               "experiment_name": "t", "method": "dropconnect", "rate": 0.1})
+    real_eval = run_module.evaluate_model
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(run_module, "evaluate_model", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_experiment(cfg, verbose=False)
+    assert load_result(cfg) is None and not (run_dir(cfg) / "result.json").exists()
+    monkeypatch.setattr(run_module, "evaluate_model", real_eval)
     result = run_experiment(cfg, verbose=False)
+
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.get_experiment_by_name("t")
-    runs = client.search_runs([exp.experiment_id])
-    assert len(runs) == 1 and runs[0].info.run_id == result.mlflow_run_id
-    run = runs[0]
-    assert run.info.status == "FINISHED"
+    failed, run = sorted(client.search_runs([exp.experiment_id]),
+                         key=lambda r: r.info.start_time)
+    assert failed.info.status == "FAILED"
+    assert run.info.status == "FINISHED" and run.info.run_id == result.mlflow_run_id
     assert run.data.params["method"] == "dropconnect" and run.data.params["rate"] == "0.1"
     assert run.data.tags["bayesdrop.run_key"] == cfg.key()
     assert run.data.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
     history = client.get_metric_history(run.info.run_id, "train_loss")
-    assert [m.step for m in history] == [1, 2]
+    assert [m.step for m in history] == [1, 2]  # logged again from the saved training history
     assert [m.value for m in history] == pytest.approx([e["train_loss"] for e in result.history])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.txt", "metrics.json", "model", "charts"} <= artifacts
     charts = {a.path for a in client.list_artifacts(run.info.run_id, "charts")}
     assert f"charts/rotation_{cfg.slug()}_img0.png" in charts
     assert (tmp_path / "mlruns").is_dir()  # artifacts under ./mlruns
-
-
-def test_failed_run_is_marked_failed_and_not_recorded(tmp_path, monkeypatch) -> None:
-    from mlflow.tracking import MlflowClient
-
-    monkeypatch.chdir(tmp_path)
-
-    def boom(*a, **k):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(run_module, "evaluate_model", boom)
-    cfg = ExperimentConfig(**{**TINY, "tracking": True, "experiment_name": "f"})
-    with pytest.raises(RuntimeError, match="disk full"):
-        run_experiment(cfg, verbose=False)
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    (run,) = client.search_runs([client.get_experiment_by_name("f").experiment_id])
-    assert run.info.status == "FAILED"
-    assert load_result(cfg) is None and not (run_dir(cfg) / "result.json").exists()
 
 
 def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:

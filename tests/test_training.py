@@ -44,10 +44,11 @@ def _params(mc: nn.Module) -> list[torch.Tensor]:
 
 # ------------------------------------------------------------------------ prior weight decay
 @settings(max_examples=50, deadline=None)
-@given(l=st.floats(1e-4, 10), p=st.floats(0, 0.99), n=st.integers(1, 10**6),
+@given(scale=st.floats(1e-4, 10), p=st.floats(0, 0.99), n=st.integers(1, 10**6),
        tau=st.floats(1e-3, 1e3))
-def test_prior_weight_decay_is_gal_formula(l: float, p: float, n: int, tau: float) -> None:
-    assert prior_weight_decay(l, p, n, tau) == pytest.approx(l * l * (1 - p) / (2 * n * tau))
+def test_prior_weight_decay_is_gal_formula(scale: float, p: float, n: int, tau: float) -> None:
+    expected = scale * scale * (1 - p) / (2 * n * tau)
+    assert prior_weight_decay(scale, p, n, tau) == pytest.approx(expected)
 
 
 def test_prior_weight_decay_rejects_bad_arguments() -> None:

@@ -85,7 +85,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, sweep: bool) -> None:
     for f in fields(ExperimentConfig):
         flag = "--" + f.name.replace("_", "-")
         group.add_argument(flag, dest=f.name, default=None, metavar="VALUE",
-                           help=f"{_FIELD_HELP.get(f.name, f.name)} (default {defaults[f.name].default!r})")
+                           help=f"{_FIELD_HELP.get(f.name, f.name)} "
+                           f"(default {defaults[f.name].default!r})")
     parser.add_argument("--no-track", action="store_true",
                         help="do not log to MLflow (same as --tracking false)")
 
@@ -231,9 +232,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from torch.utils.data import TensorDataset
+
     from .experiments._run import _ood_data, format_metrics, load_trained
     from .training import evaluate_model
-    from torch.utils.data import TensorDataset
 
     cfg, mc, splits = load_trained(args.run_dir, device=args.device)
     samples = args.samples or cfg.samples
@@ -294,7 +296,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         for p in paths:
             print(p)
         return 0
-    raise BayesdropError(f"Expected argument `path` to be an existing folder, but got {str(path)!r}.")
+    raise BayesdropError(
+        f"Expected argument `path` to be an existing folder, but got {str(path)!r}.")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -184,7 +183,8 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
     return f"{title}\n{table}" if title else table
 
 
-def load_trained(folder: str | Path, device: str | None = None) -> tuple[ExperimentConfig, Any, Any]:
+def load_trained(folder: str | Path, device: str | None = None
+                 ) -> tuple[ExperimentConfig, Any, Any]:
     """Rebuild a finished run from its folder: ``(config, wrapped model, data splits)``.
 
     Args:
@@ -311,6 +311,9 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
 
     t1 = time.perf_counter()
     ood = _ood_data(cfg, len(test))
+    if ood is None and cfg.ood_dataset == "auto" and cfg.dataset in ("fashion-mnist", "mnist"):
+        say("[bayesdrop] OOD metrics skipped: the other data set's test images were not found "
+            "(put MNIST / Fashion-MNIST IDX files in $BAYESDROP_DATA)")
     ev = evaluate_model(mc, test, samples=cfg.samples, seed=cfg.seed, ood_data=ood,
                         progress=cfg.progress)
     eval_seconds = time.perf_counter() - t1
@@ -318,7 +321,8 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     metrics["train_seconds"] = round(train_seconds, 3)
     metrics["eval_seconds"] = round(eval_seconds, 3)
     if cfg.method == "concrete":
-        rates = [float(m.p) for m in mc.modules() if isinstance(m, bayesdrop.ConcreteDropout)]
+        rates = [float(m.p.detach()) for m in mc.modules()
+                 if isinstance(m, bayesdrop.ConcreteDropout)]
         metrics["concrete_p_mean"] = sum(rates) / len(rates)
     table = format_metrics(ev.metrics, title=f"{cfg.slug()}  (T = {cfg.samples} MC samples)")
     say(table)

@@ -79,8 +79,9 @@ class MlflowTracker(Tracker):
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         if self.run_id is None:
             return
-        from mlflow.entities import Metric
         import time
+
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, v, now, step or 0) for k, v in _finite_numbers(metrics).items()]
