@@ -54,7 +54,7 @@ def test_bad_value_exits_2_naming_the_key(capsys, tmp_path, monkeypatch) -> None
 
 def test_tiny_run_then_evaluate_plot_and_sweep_listing(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["run", *TINY_FLAGS, "--output-dir", "out"]) == 0
+    assert main(["run", *TINY_FLAGS, "--output-dir", "out", "--progress", "true"]) == 0
     out = capsys.readouterr().out
     assert "Classification · 40 examples · T = 3 MC samples" in out
     (folder,) = [p for p in (tmp_path / "out").iterdir() if not p.name.startswith("_")]

@@ -1,8 +1,8 @@
 """Training and evaluation of wrapped models: loops, schedules, early stopping, checkpoints.
 
 >>> from bayesdrop.training import prior_weight_decay
->>> prior_weight_decay(length_scale=1e-2, p=0.5, n=1000, tau=1.0)
-2.5e-08
+>>> round(prior_weight_decay(length_scale=0.1, p=0.5, n=1000, tau=1.0), 15)
+2.5e-06
 """
 
 from ._loop import (

@@ -74,8 +74,8 @@ def prior_weight_decay(length_scale: float, p: float, n: int, tau: float = 1.0) 
     Returns:
         lambda as a float.
 
-    >>> prior_weight_decay(1e-2, 0.5, 1000, 1.0)
-    2.5e-08
+    >>> round(prior_weight_decay(0.1, 0.5, 1000, 1.0), 15)  # 0.01 * 0.5 / 2000
+    2.5e-06
     """
     if not length_scale > 0:
         raise expected("length_scale", "a positive float", length_scale)
