@@ -31,7 +31,7 @@ TINY = dict(dataset="digits", model="lenet5", epochs=1, train_size=200, test_siz
 # ----------------------------------------------------------------------------- validation
 def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
     with pytest.raises(bd.BayesdropError, match="Unknown config key `dropout_rate`; expected "
-                       "one of: dataset, model, method, rate"):
+                       "one of: dataset, model, model_options, method, rate"):
         load_config({"dropout_rate": 0.5})
 
 
@@ -46,6 +46,8 @@ def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
     ("optimizer", "rmsprop", "`optimizer` to be one of \\('adam', 'sgd'\\)"),
     ("charts", "yes", "`charts` to be true or false"),
     ("device", "gpu", "`device` to be one of"),
+    ("model_options", {"dropout": 0.1}, "`model_options` to be a mapping without"),
+    ("model_options", [64], "`model_options` to be a mapping of constructor argument names"),
 ])
 def test_bad_values_name_the_key_and_allowed_values(key: str, value, message: str) -> None:
     with pytest.raises(bd.BayesdropError, match=message):
@@ -67,6 +69,8 @@ def test_yaml_file_and_cli_values(tmp_path) -> None:
     assert len(expand_grid(raw)) == 4
     assert parse_value("0.1,0.5") == [0.1, 0.5] and parse_value("null") is None
     assert parse_value("dropconnect") == "dropconnect" and parse_value("3") == 3
+    assert parse_value("{hidden: [64, 32]}") == {"hidden": [64, 32]}
+    assert parse_value("[0.1, 0.2]") == [0.1, 0.2]
     (tmp_path / "bad.yaml").write_text("- a\n- b\n")
     with pytest.raises(bd.BayesdropError, match="`config` to be a YAML mapping"):
         load_config(tmp_path / "bad.yaml")

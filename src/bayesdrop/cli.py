@@ -37,6 +37,7 @@ unless --no-track is given. An interrupted sweep resumes where it stopped: run i
 _FIELD_HELP = {
     "dataset": "data set name (see `bayesdrop list datasets`)",
     "model": "model name (see `bayesdrop list models`)",
+    "model_options": "extra model arguments in YAML flow syntax, e.g. '{hidden: [64]}'",
     "method": "dropout, dropconnect, gaussian or concrete",
     "rate": "dropout rate p in [0, 1) (initial rate for concrete)",
     "samples": "MC samples T at evaluation",
@@ -165,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--morph-to", type=int, default=None, help="test image to morph into")
     p.add_argument("--steps", type=int, default=None, help="steps along the path")
     p.add_argument("--samples", type=int, default=None, help="MC samples")
+    p.add_argument("--metrics", default=None, help="sweep charts: comma-separated metrics "
+                   "(default accuracy, nll, brier, ece, aurc and OOD AUROC when present)")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the input folder)")
 
     p = sub.add_parser("list", help="list data sets, models and methods",
@@ -290,7 +293,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                 f"(with */result.json), but got {str(path)!r} holding neither."
             )
         results = [RunResult(**json.loads(r.read_text())) for r in records]
-        paths = draw_sweep_charts(results, args.out or path)
+        metrics = args.metrics.split(",") if args.metrics else None
+        paths = draw_sweep_charts(results, args.out or path, metrics=metrics)
         if not paths:
             print("The finished runs vary neither rate nor samples: nothing to draw.")
         for p in paths:

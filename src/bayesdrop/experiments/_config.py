@@ -28,6 +28,8 @@ SCHEDULES = ("none", "cosine", "step")
 # keys that never change what is computed: left out of the run key, and not sweepable
 _BOOKKEEPING = ("output_dir", "tracking", "tracking_uri", "experiment_name", "progress",
                 "device", "data_dir", "charts", "name")
+# model constructor arguments the experiment sets itself
+_SET_BY_EXPERIMENT = ("in_channels", "input_size", "num_classes", "dropout")
 # keys that only change the evaluation: runs differing only here share one trained model
 _EVAL_ONLY = ("samples", "test_size", "ood_dataset", "chart_image", "chart_morph_to",
               "chart_steps")
@@ -44,6 +46,8 @@ class ExperimentConfig:
     Attributes:
         dataset: a name of ``bayesdrop.data.list_datasets()`` (``"fashion-mnist"``, ``"digits"``).
         model: a name of ``bayesdrop.models.list_models()`` (``"lenet5"``, ``"mlp"``, ...).
+        model_options: extra constructor arguments of the model, e.g. ``{"hidden": [64]}``
+            for the MLP or ``{"placement": "all"}`` (not the shape, classes or dropout rate).
         method: ``"dropout"`` (MC dropout), ``"dropconnect"``, ``"gaussian"`` or ``"concrete"``.
         rate: dropout rate p in [0, 1) (the initial rate for Concrete dropout).
         samples: MC samples T at evaluation.
@@ -70,6 +74,7 @@ class ExperimentConfig:
 
     dataset: str = "fashion-mnist"
     model: str = "lenet5"
+    model_options: dict[str, Any] | None = None
     method: str = "dropout"
     rate: float = 0.5
     samples: int = 100
@@ -228,6 +233,15 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
     models = _choices("models", "list_models")
     if models is not None:
         enum("model", models)
+    if c.model_options is not None:
+        if not isinstance(c.model_options, dict) or not all(
+                isinstance(k, str) for k in c.model_options):
+            raise expected("model_options", "a mapping of constructor argument names to values "
+                           "or null", c.model_options)
+        taken = sorted(set(c.model_options) & set(_SET_BY_EXPERIMENT))
+        if taken:
+            raise expected("model_options", f"a mapping without {_SET_BY_EXPERIMENT} (set by "
+                           "the data set, `rate` and `method`)", c.model_options)
     enum("method", METHODS)
     if not _is_num(c.rate) or not 0 <= c.rate < 1:
         raise expected("rate", "a number in [0, 1)", c.rate)
@@ -279,9 +293,15 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
 # --------------------------------------------------------------------------------- parsing
 def parse_value(text: str) -> Any:
     """Parse one CLI value the way YAML would: ``"0.5"`` -> 0.5, ``"null"`` -> None,
-    ``"a,b"`` -> ``["a", "b"]`` (a list: a sweep axis)."""
+    ``"a,b"`` or ``"[a, b]"`` -> ``["a", "b"]`` (a list: a sweep axis), ``"{hidden: [64]}"`` ->
+    a mapping."""
     import yaml
 
+    if text.strip().startswith(("[", "{")):  # YAML flow syntax: [a, b] or {hidden: [64]}
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise expected("value", "valid YAML flow syntax", text) from None
     if "," in text:
         return [parse_value(part) for part in text.split(",") if part != ""]
     value = yaml.safe_load(text)

@@ -132,7 +132,7 @@ def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes
     p = 0.0 if cfg.method == "dropconnect" else cfg.rate
     model = models.create_model(cfg.model, in_channels=int(input_shape[0]),
                                 input_size=int(input_shape[-1]), num_classes=num_classes,
-                                dropout=p)
+                                dropout=p, **(cfg.model_options or {}))
     if cfg.method == "concrete":
         model = _to_concrete(model, cfg, n_train)
     return model

@@ -19,7 +19,8 @@ from ._tracking import ensure_experiment, resolve_tracking_uri, write_json_atomi
 __all__ = ["SweepResult", "run_sweep", "sweep_table", "draw_sweep_charts"]
 
 # columns of the sweep summary, when present
-_SUMMARY = ("accuracy", "nll", "brier", "ece", "aurc", "ood_auroc", "train_seconds",
+_SUMMARY = ("accuracy", "nll", "brier", "ece", "aurc", "mutual_information",
+            "ood_auroc_entropy", "ood_auroc_mutual_information", "train_seconds",
             "eval_seconds")
 
 
@@ -90,10 +91,17 @@ def _write_summary(results: Sequence[RunResult], path: Path) -> Path:
     return path
 
 
-def draw_sweep_charts(results: Sequence[RunResult], out: str | Path,
-                      prefix: str = "sweep") -> list[Path]:
+def draw_sweep_charts(results: Sequence[RunResult], out: str | Path, prefix: str = "sweep",
+                      metrics: Sequence[str] | None = None) -> list[Path]:
     """Metric vs dropout rate (per method, at the largest T) and vs samples (per method and
-    rate), when the sweep varies those. Files: ``<prefix>_vs-rate_<...>.png``, ...."""
+    rate), when the sweep varies those. Files: ``<prefix>_vs-rate_<...>.png``, ....
+
+    Args:
+        results: the runs' results.
+        out: folder for the PNGs.
+        prefix: file name prefix.
+        metrics: metric names to draw (default: :data:`charts.PREFERRED_METRICS` present).
+    """
     from .charts import plot_metric_vs
 
     rows = [{**r.config, **r.metrics} for r in results]
@@ -109,12 +117,13 @@ def draw_sweep_charts(results: Sequence[RunResult], out: str | Path,
         t_max = samples[-1]
         paths.append(plot_metric_vs(
             rows, "rate", out / f"{prefix}_vs-rate_{fixed_txt}_T{t_max}.png",
-            fixed={"samples": t_max}, group=("method",),
+            fixed={"samples": t_max}, group=("method",), metrics=metrics,
             title=f"Metrics vs dropout rate ({fixed_txt.replace('_', ', ')}, T={t_max})"))
     if len(samples) > 1:
         group = ("method", "rate") if len(rates) > 1 else ("method",)
         paths.append(plot_metric_vs(
             rows, "samples", out / f"{prefix}_vs-samples_{fixed_txt}.png", group=group,
+            metrics=metrics,
             title=f"Metrics vs number of MC samples ({fixed_txt.replace('_', ', ')})"))
     return paths
 

@@ -20,9 +20,10 @@ from .._errors import BayesdropError, expected
 __all__ = ["path_uncertainty", "plot_uncertainty_path", "plot_metric_vs", "PREFERRED_METRICS"]
 
 # metrics drawn by the sweep charts when present, best first
-PREFERRED_METRICS = ("accuracy", "nll", "brier", "ece", "aurc", "ood_auroc")
-# whether a larger value is better, for the axis labels
-_HIGHER_BETTER = {"accuracy": True, "ood_auroc": True, "ood_aupr": True}
+PREFERRED_METRICS = ("accuracy", "nll", "ece", "aurc", "ood_auroc_entropy",
+                     "ood_auroc_mutual_information")
+# metrics where a larger value is better (the others: lower is better), for the titles
+_HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_at")
 
 
 def _pyplot() -> Any:
@@ -240,7 +241,8 @@ def plot_metric_vs(
                              for g, v in zip(group, label, strict=True))
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=cmap(j % 10),
                     label=name, ms=5)
-        better = "higher is better" if _HIGHER_BETTER.get(metric) else "lower is better"
+        better = ("higher is better" if metric.startswith(_HIGHER_BETTER)
+                  else "lower is better")
         ax.set_title(f"{metric} ({better})", fontsize=10)
         ax.set_xlabel({"rate": "dropout rate p", "samples": "MC samples T"}.get(x, x))
         if x == "samples":
