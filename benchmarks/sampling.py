@@ -1,0 +1,178 @@
+"""MC sampling speed and memory: a naive Python loop vs plain batch replication vs bayesdrop.
+
+Run: ``.venv/bin/python benchmarks/sampling.py`` (``--quick`` for fewer repeats).
+All three approaches run in this one process on the same machine, on the same model and input;
+the table prints times and ratios. "plain replication" is what TorchUncertainty and baal do:
+the whole model on T stacked copies of the batch, dropout modules in train mode.
+
+Cases (targets from the project's issue 2):
+  a. LeNet-5 (dropout after the fully connected layers), batch 256, T = 100
+  b. ResNet-18 (32x32, dropout before the classifier), batch 64, T = 100
+  c. UCI MLP (13 inputs, 50 hidden, dropout on input and hidden), 51 rows, T = 10,000
+Memory: on (b), peak extra resident memory of predict at T = 1,000 vs T = 10 (samples not kept),
+each measured in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+import bayesdrop as bd
+from bayesdrop.models import LeNet5, RegressionMLP, ResNet18
+
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+@contextmanager
+def dropout_on(model: nn.Module):
+    """The careful hand-written way: only dropout modules in train mode."""
+    drops = [m for m in model.modules() if isinstance(m, _DROPOUT)]
+    for m in drops:
+        m.train()
+    try:
+        yield
+    finally:
+        for m in drops:
+            m.eval()
+
+
+def naive_loop(model, x, samples):
+    with torch.no_grad(), dropout_on(model):
+        probs = torch.stack([torch.softmax(model(x), -1) for _ in range(samples)], 1)
+    return probs.mean(1)
+
+
+def plain_replication(model, x, samples):
+    with torch.no_grad(), dropout_on(model):
+        out = model(x.repeat(samples, *([1] * (x.dim() - 1))))
+    return torch.softmax(out, -1).reshape(samples, x.shape[0], -1).mean(0)
+
+
+def deterministic(model, x, samples):
+    with torch.no_grad():
+        return model(x)
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (and, for bayesdrop, the one-time probe of the model)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def case(name, model, x, samples, task, repeats, slow_repeats):
+    model.eval()
+    mc = bd.wrap(model, task=task)
+    rows = {}
+    rows["one deterministic forward"] = timed(lambda: deterministic(model, x, samples), repeats)
+    rows["naive Python loop"] = timed(lambda: naive_loop(model, x, samples), slow_repeats)
+    rows["plain batch replication"] = timed(lambda: plain_replication(model, x, samples), slow_repeats)
+    rows["bayesdrop"] = timed(lambda: mc.predict(x, samples=samples, seed=0), repeats)
+    return {"case": name, "samples": samples, "batch": x.shape[0], "seconds": rows,
+            "describe": mc.describe().splitlines()[-2]}
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_extra_rss(fn) -> int:
+    """Peak resident memory above the level before ``fn`` ran, sampled every 0.5 ms."""
+    base = _rss_bytes()
+    peak = base
+    done = threading.Event()
+
+    def watch():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_bytes())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        thread.join()
+    return max(peak, _rss_bytes()) - base
+
+
+def memory_child(samples: int) -> None:
+    torch.manual_seed(0)
+    model = ResNet18(in_channels=3, input_size=32, dropout=0.5).eval()
+    x = torch.randn(64, 3, 32, 32)
+    mc = bd.wrap(model, example_input=x[:2])
+    mc.predict(x[:2], samples=2)  # warm-up on a tiny batch
+    extra = peak_extra_rss(lambda: mc.predict(x, samples=samples, seed=0))
+    print(json.dumps({"samples": samples, "peak_extra_bytes": extra}))
+
+
+def memory_case() -> dict:
+    out = {}
+    for samples in (10, 1000):
+        proc = subprocess.run([sys.executable, __file__, "--memory-child", str(samples)],
+                              capture_output=True, text=True, check=True)
+        out[samples] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_extra_bytes"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+    repeats, slow = (3, 1) if args.quick else (5, 2)
+    torch.manual_seed(0)
+    results = [
+        case("a. LeNet-5, batch 256", LeNet5(input_size=28, dropout=0.5), torch.randn(256, 1, 28, 28), 100, "classification", repeats, slow),
+        case("b. ResNet-18 32x32, batch 64", ResNet18(in_channels=3, input_size=32, dropout=0.5), torch.randn(64, 3, 32, 32), 100, "classification", repeats, 1),
+        case("c. UCI MLP 13-50-1, 51 rows", RegressionMLP(in_features=13, hidden=(50,), dropout=0.05, placement="both"), torch.randn(51, 13), 10_000, "regression", repeats, slow),
+    ]
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(f"machine: {machine}\n")
+    print("| case | T | naive loop | plain replication | bayesdrop | 1 forward | plain / bayesdrop | naive / bayesdrop | bayesdrop / 1 forward |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        s = r["seconds"]
+        ours = s["bayesdrop"]
+        print(f"| {r['case']} | {r['samples']:,} | {s['naive Python loop']:.3f} s | {s['plain batch replication']:.3f} s | "
+              f"{ours:.4f} s | {s['one deterministic forward']:.4f} s | **{s['plain batch replication'] / ours:.1f}x** | "
+              f"{s['naive Python loop'] / ours:.1f}x | {ours / s['one deterministic forward']:.2f}x |")
+    print()
+    for r in results:
+        print(f"{r['case']}: {r['describe']}")
+    memory = memory_case()
+    ratio = memory[1000] / max(memory[10], 1)
+    print(f"\nmemory (b), peak extra RSS of predict, samples not kept: T=10: {memory[10] / 2**20:.1f} MiB, "
+          f"T=1,000: {memory[1000] / 2**20:.1f} MiB, ratio {ratio:.2f}x")
+    if args.json:
+        payload = {"machine": machine, "cases": results, "memory_peak_extra_bytes": memory}
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()

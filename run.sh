@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: train and evaluate an MC-dropout LeNet on Fashion-MNIST (scikit-learn digits when
+# Fashion-MNIST is absent), print the metrics table, write the charts, log the run to MLflow.
+# Extra arguments go to `bayesdrop quickstart` (see `bayesdrop quickstart --help`).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/env.sh
+exec bayesdrop quickstart "$@"
