@@ -228,19 +228,24 @@ def plot_metric_vs(
     lines: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
         lines.setdefault(tuple(r.get(g) for g in group), []).append(r)
-    ncol = min(len(metrics), 3)
+    ncol = 2 if len(metrics) in (2, 4) else min(len(metrics), 3)
     nrow = math.ceil(len(metrics) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.4 * nrow), squeeze=False)
     cmap = plt.get_cmap("tab10")
+    # colour by the first grouping key (e.g. method), line style by the second (e.g. rate)
+    firsts = sorted({str(label[0]) for label in lines})
+    seconds = sorted({label[1] for label in lines}, key=str) if len(group) > 1 else [None]
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]
     for ax, metric in zip(axes.flat, metrics, strict=False):
-        for j, (label, runs) in enumerate(sorted(lines.items(), key=lambda kv: str(kv[0]))):
+        for label, runs in sorted(lines.items(), key=lambda kv: str(kv[0])):
             pts = sorted((r[x], float(r[metric])) for r in runs if _finite(r.get(metric)))
             if not pts:
                 continue
             name = ", ".join(f"{g}={v}" if g != "method" else str(v)
                              for g, v in zip(group, label, strict=True))
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=cmap(j % 10),
-                    label=name, ms=5)
+            ls, marker = styles[seconds.index(label[1]) % 4] if len(group) > 1 else ("-", "o")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker=marker, ms=5,
+                    color=cmap(firsts.index(str(label[0])) % 10), label=name)
         better = ("higher is better" if metric.startswith(_HIGHER_BETTER)
                   else "lower is better")
         ax.set_title(f"{metric} ({better})", fontsize=10)
@@ -255,11 +260,12 @@ def plot_metric_vs(
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend_rows = math.ceil(len(labels) / 4)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False,
-               bbox_to_anchor=(0.5, -0.02 * (1 + len(labels) // 4)))
+               bbox_to_anchor=(0.5, 0.0))
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.1) / (3.4 * nrow), 1, 1))
     return _save(fig, path)
 
 
