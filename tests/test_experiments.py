@@ -148,6 +148,10 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     cfg = ExperimentConfig(**{**TINY, "tracking": True, "charts": True, "epochs": 2,
                               "experiment_name": "t", "method": "dropconnect", "rate": 0.1})
+    from bayesdrop.experiments._tracking import MlflowTracker
+
+    killed = MlflowTracker("sqlite:///mlflow.db", "t")  # a process killed mid-run (kill -9)
+    killed.start(cfg.slug(), cfg.params(), {"bayesdrop.run_key": cfg.key()})
     real_eval = run_module.evaluate_model
 
     def boom(*a, **k):
@@ -162,8 +166,9 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.get_experiment_by_name("t")
-    failed, run = sorted(client.search_runs([exp.experiment_id]),
-                         key=lambda r: r.info.start_time)
+    stale, failed, run = sorted(client.search_runs([exp.experiment_id]),
+                                key=lambda r: r.info.start_time)
+    assert stale.info.run_id == killed.run_id and stale.info.status == "KILLED"
     assert failed.info.status == "FAILED"
     assert run.info.status == "FINISHED" and run.info.run_id == result.mlflow_run_id
     assert run.data.params["method"] == "dropconnect" and run.data.params["rate"] == "0.1"

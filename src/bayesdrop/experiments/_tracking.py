@@ -68,6 +68,14 @@ class MlflowTracker(Tracker):
         self._mlflow = mlflow
 
     def start(self, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        key = tags.get("bayesdrop.run_key")
+        if key:  # a run of this key left RUNNING by a killed process: mark it KILLED
+            stale = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`bayesdrop.run_key` = '{key}' and "
+                              "attributes.status = 'RUNNING'")
+            for old in stale:
+                self.client.set_terminated(old.info.run_id, status="KILLED")
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         # log_batch caps at 100 params; our configs are smaller
