@@ -265,3 +265,6 @@ def test_extrapolation_scales_training_only():
     rec["samples"] = 1_000  # a run with fewer test samples: its prediction time scales up
     est = rep.extrapolate(rec, 4000, full_samples=10_000)
     assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 3.0 + 50.0)
+    full = {"setting": "table1", "timing": {**rec["timing"], "test_predict_s": 40.0}}
+    est = rep.extrapolate(rec, 4000, predict_from=full)
+    assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 3.0 + 40.0)

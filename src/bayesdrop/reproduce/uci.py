@@ -763,13 +763,15 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += [
             f"## Setting `{key}`: time of the full run, EXTRAPOLATED from a shorter one",
             "",
-            "Measured with fewer epochs (all splits, the full grid) and possibly fewer test",
-            "samples; training time scaled linearly to the full epochs, test-prediction time to",
-            "T = 10,000, validation-prediction time as measured. Estimates, not runs.",
+            "Measured with fewer epochs (all splits, the full grid); training time scaled",
+            "linearly to the full epochs; prediction time (which does not depend on the epochs)",
+            "taken from the full `table1` run of the same data set where there is one (same grid,",
+            "splits and T), else the test-prediction time scaled linearly to T = 10,000.",
+            "Estimates, not runs.",
             "",
             "| data set | splits | measured epochs | measured T | measured s (CPU s) | "
-            "full epochs | estimated s (CPU s) | load avg |",
-            "|---|---|---|---|---|---|---|---|",
+            "full epochs | estimated s (CPU s) | prediction time from | load avg |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for short in UCI_DATASETS:
             e = rows.get(short)
@@ -780,7 +782,9 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{e['measured_samples']} | {e['measured_seconds']:.0f} "
                 f"({e['measured_cpu_seconds']:.0f}) | "
                 f"{e['full_epochs']} | {e['extrapolated_seconds']:.0f} "
-                f"({e['extrapolated_cpu_seconds']:.0f}) | {e['load_average_at_start']:.1f} |"
+                f"({e['extrapolated_cpu_seconds']:.0f}) | "
+                f"{e.get('prediction_time_from') or 'this run, scaled'} | "
+                f"{e['load_average_at_start']:.1f} |"
             )
         lines.append("")
     notes = results.get("notes")
@@ -837,13 +841,18 @@ def write_results(
 
 
 def extrapolate(
-    rec: dict[str, Any], full_epochs: int, full_samples: int = 10_000
+    rec: dict[str, Any],
+    full_epochs: int,
+    full_samples: int = 10_000,
+    predict_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time of a full-length run from a shorter one (a labelled estimate, not a measurement).
 
-    Training time is scaled by ``full_epochs / epochs``, test-prediction time by
-    ``full_samples / samples`` (both are linear in those counts up to fixed overheads, so the
-    estimate errs high); validation-prediction time is kept as measured.
+    Training time is scaled by ``full_epochs / epochs``. Prediction time is taken from
+    ``predict_from`` when given (a full run of the same data set with the same grid, splits and
+    numbers of samples, e.g. its ``table1`` record: prediction cost does not depend on the
+    epochs); otherwise test-prediction time is scaled by ``full_samples / samples`` (linear up
+    to fixed overheads, so the estimate errs high) and validation-prediction time kept.
     """
     t = rec["timing"]
     ratio = full_epochs / max(rec["epochs"], 1)
@@ -858,16 +867,20 @@ def extrapolate(
         "n_splits": rec["n_splits"],
         "measured_seconds": t["total_s"],
         "measured_cpu_seconds": t["cpu_s"],
+        "prediction_time_from": None if predict_from is None else predict_from["setting"],
         "machine": rec["machine"],
         "load_average_at_start": rec["load_average_at_start"],
     }
     for unit in ("", "cpu_"):
         train = t.get(f"select_train_{unit}s", 0.0) + t[f"train_{unit}s"]
-        est[f"extrapolated_{unit}seconds"] = (
-            train * ratio
-            + t.get(f"select_predict_{unit}s", 0.0)
-            + t[f"test_predict_{unit}s"] * sample_ratio
-        )
+        if predict_from is not None:
+            p = predict_from["timing"]
+            predict = p.get(f"select_predict_{unit}s", 0.0) + p[f"test_predict_{unit}s"]
+        else:
+            predict = (
+                t.get(f"select_predict_{unit}s", 0.0) + t[f"test_predict_{unit}s"] * sample_ratio
+            )
+        est[f"extrapolated_{unit}seconds"] = train * ratio + predict
     return est
 
 
@@ -892,6 +905,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads", type=int, default=1, help="torch threads (1: tiny ops gain nothing from more)"
     )
     parser.add_argument("--no-write", action="store_true", help="print only, write nothing")
+    parser.add_argument(
+        "--samples-full",
+        type=int,
+        default=10_000,
+        help="with --estimate-from-epochs: the T to extrapolate to",
+    )
     parser.add_argument(
         "--render-only", action="store_true", help="regenerate uci.md from uci.json and exit"
     )
@@ -933,7 +952,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.estimate_from_epochs:
             info = uci_dataset_info(name, args.root)
             full = SETTINGS[args.setting].epoch_multiplier * int(info["n_epochs"])  # type: ignore[arg-type]
-            est = extrapolate(rec, full)
+            base = None
+            path = Path(args.out) / "uci.json"
+            if path.is_file():  # prediction time of a full run with the same grid and T
+                done = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+                for other in done.values():
+                    cand = other.get(rec["dataset"])
+                    if (
+                        cand
+                        and cand["grid"] == rec["grid"]
+                        and cand["n_splits"] == rec["n_splits"]
+                        and cand["samples"] == args.samples_full
+                        and cand["val_samples"] == args.val_samples
+                    ):
+                        base = cand
+            est = extrapolate(rec, full, args.samples_full, predict_from=base)
             print(
                 f"{rec['dataset']} {args.setting}: estimated {est['extrapolated_seconds']:.0f} s "
                 f"({est['extrapolated_cpu_seconds']:.0f} s CPU) for {full} epochs",
