@@ -963,7 +963,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         and cand["grid"] == rec["grid"]
                         and cand["n_splits"] == rec["n_splits"]
                         and cand["samples"] == args.samples_full
-                        and cand["val_samples"] == args.val_samples
                     ):
                         base = cand
             est = extrapolate(rec, full, args.samples_full, predict_from=base)
