@@ -1,6 +1,6 @@
 """bayesdrop: fast Monte-Carlo dropout uncertainty for any PyTorch model."""
 
-from . import uncertainty
+from . import metrics, uncertainty
 from ._errors import BayesdropError
 from ._sites import Method
 from ._wrap import MCModel, Task, unwrap, wrap
@@ -15,6 +15,7 @@ __all__ = [
     "Prediction",
     "Task",
     "concrete_regularization",
+    "metrics",
     "uncertainty",
     "unwrap",
     "wrap",

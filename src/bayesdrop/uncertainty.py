@@ -36,8 +36,8 @@ def _check_samples(log_probs: Tensor, name: str) -> None:
 def entropy(probs: Tensor, dim: int = -1) -> Tensor:
     """Shannon entropy in nats along ``dim``, with 0 log 0 = 0.
 
-    >>> entropy(torch.tensor([0.5, 0.5])).item() == math.log(2)
-    True
+    >>> round(entropy(torch.tensor([0.5, 0.5])).item(), 6)  # log 2
+    0.693147
     """
     return -torch.special.xlogy(probs, probs).sum(dim)
 
