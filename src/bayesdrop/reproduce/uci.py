@@ -559,6 +559,7 @@ def run_uci(
         raise expected("n_splits", f"an integer in [1, {total_splits}]", n_splits)
     say = log or (lambda _msg: None)
     t_start, cpu_start = time.perf_counter(), time.process_time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     data = _stack_splits(short, root, range(n_splits))
     n_epochs = epochs if epochs is not None else cfg.epoch_multiplier * data["n_epochs"]
@@ -669,6 +670,8 @@ def run_uci(
         "dtype": str(dtype).replace("torch.", ""),
         "machine": _machine(),
         "load_average_at_start": load_start,
+        "started_utc": started,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
