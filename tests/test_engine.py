@@ -219,3 +219,14 @@ def test_input_is_moved_to_the_model_device_and_float64_kept():
     model = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5)).double().eval()
     pred = bd.wrap(model, task="regression").predict(torch.randn(2, 3, dtype=torch.float64), samples=3)
     assert pred.mean.dtype == torch.float64
+
+
+def test_flops_split_into_prefix_and_tail():
+    model = ConvBN().eval()
+    mc = bd.wrap(model, last_layer=True)
+    cost = mc.flops(IMAGES, samples=50)
+    assert cost["prefix"] > 0 and cost["per_sample"] > 0
+    assert cost["prefix"] + cost["per_sample"] == cost["forward"]
+    assert cost["engine"] == cost["prefix"] + 50 * cost["per_sample"] < cost["naive"] == 50 * cost["forward"]
+    results = bd.metrics.evaluate(mc.predict(IMAGES, samples=50), torch.randint(0, 3, (6,)), model=mc, inputs=IMAGES)
+    assert results["mc_flops_engine"] == cost["engine"]

@@ -426,6 +426,42 @@ class MCModel(nn.Module):
             raise expected("loader", "at least one batch", "an empty loader")
         return _concatenate(results)
 
+    def flops(self, x: Tensor | Sequence[Tensor], samples: int = 100) -> dict[str, int]:
+        """FLOPs of MC prediction of ``x`` as the engine runs it, next to the naive cost.
+
+        Counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions).
+        Returns ``prefix`` (run once), ``per_sample`` (the stochastic tail, per sample),
+        ``engine`` = prefix + samples * per_sample, ``forward`` (one full forward) and
+        ``naive`` = samples * forward.
+        """
+        from torch.utils.flop_counter import FlopCounterMode
+
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise expected("samples", "an integer >= 1", samples)
+        inputs = self._as_inputs(x)
+        with self._eval_mode(), torch.no_grad():
+            if not self._prepared:
+                self._prepare(inputs)
+            counter = FlopCounterMode(display=False)
+            with counter, StochasticMode(self._plan, None):
+                self.model(*inputs)
+            forward = int(counter.get_total_flops())
+            prefix = 0
+            values, flags, index_map, tail = list(inputs), [True] * len(inputs), None, self.model
+            if self._split is not None:
+                counter = FlopCounterMode(display=False)
+                with counter, StochasticMode(self._plan, None):
+                    values = list(self._split.prefix(*inputs))
+                prefix = int(counter.get_total_flops())
+                flags, index_map, tail = self._split.batch_dependent, self._split.tail_sites, self._split.tail
+            counter = FlopCounterMode(display=False)
+            with counter:
+                run_samples(tail, values, flags, self._plan, index_map, 1, 0, 0, 1,
+                            self._budget(inputs), None, lambda out, n: None)
+            per_sample = int(counter.get_total_flops())
+        return {"prefix": prefix, "per_sample": per_sample, "engine": prefix + samples * per_sample,
+                "forward": forward, "naive": samples * forward}
+
     # -- reporting ---------------------------------------------------------------------------------
     @property
     def sites(self) -> list[SiteCall]:

@@ -436,4 +436,6 @@ def complexity(model: nn.Module, inputs: Any = None, n_samples: int = 1) -> dict
         flops = count_flops(model, *args)
         out["flops"] = flops
         out["mc_flops"] = mc_flops(flops, n_samples)
+        if hasattr(model, "flops") and hasattr(model, "predict"):  # an MCModel: the engine's cost
+            out["mc_flops_engine"] = model.flops(args if len(args) > 1 else args[0], n_samples)["engine"]
     return out

@@ -153,6 +153,8 @@ def _complexity_rows(r: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("FLOPs (1 forward)", _si(r["flops"])))
     if "mc_flops" in r:
         out.append(("FLOPs (MC, naive)", _si(r["mc_flops"])))
+    if "mc_flops_engine" in r:
+        out.append(("FLOPs (MC, bayesdrop)", _si(r["mc_flops_engine"])))
     return out
 
 
