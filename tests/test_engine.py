@@ -230,3 +230,22 @@ def test_flops_split_into_prefix_and_tail():
     assert cost["engine"] == cost["prefix"] + 50 * cost["per_sample"] < cost["naive"] == 50 * cost["forward"]
     results = bd.metrics.evaluate(mc.predict(IMAGES, samples=50), torch.randint(0, 3, (6,)), model=mc, inputs=IMAGES)
     assert results["mc_flops_engine"] == cost["engine"]
+
+
+def test_predict_inside_inference_mode_and_no_grad():
+    mc = bd.wrap(ConvBN().eval())
+    reference = mc.predict(IMAGES, samples=5, seed=0)
+    with torch.inference_mode():
+        inside = mc.predict(IMAGES, samples=5, seed=0)
+    with torch.no_grad():
+        also = mc.predict(IMAGES, samples=5, seed=0)
+    assert torch.equal(reference.mean, inside.mean) and torch.equal(reference.mean, also.mean)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    model = ConvBN().double().eval()
+    x = IMAGES.double()
+    cpu = bd.wrap(model, method="dropconnect", p=0.2).predict(x, samples=20, seed=4, keep_samples=True)
+    gpu = bd.wrap(model.cuda(), method="dropconnect", p=0.2).predict(x.cuda(), samples=20, seed=4, keep_samples=True)
+    torch.testing.assert_close(gpu.samples.cpu(), cpu.samples, rtol=1e-9, atol=1e-12)
