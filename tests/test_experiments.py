@@ -22,9 +22,9 @@ from bayesdrop.experiments import (
 from bayesdrop.experiments import _run as run_module
 from bayesdrop.experiments.charts import plot_metric_vs, plot_uncertainty_path
 
-# a run of a few seconds: digits, LeNet-5, 1 epoch on 200 images, 60 test images
-TINY = dict(dataset="digits", model="lenet5", epochs=1, train_size=200, test_size=60,
-            val_fraction=0.1, val_samples=2, samples=4, batch_size=64, charts=False,
+# a run of a few seconds: digits, LeNet-5, 1 epoch on 96 images, 40 test images
+TINY = dict(dataset="digits", model="lenet5", epochs=1, train_size=96, test_size=40,
+            val_fraction=0.1, val_samples=2, samples=4, batch_size=48, charts=False,
             tracking=False)
 
 
@@ -187,8 +187,8 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
 def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
     ray = pytest.importorskip("ray")
     monkeypatch.chdir(tmp_path)
-    grid = expand_grid({**TINY, "output_dir": "out", "rate": [0.1, 0.3], "tracking": True,
-                        "experiment_name": "ray"})
+    grid = expand_grid({**TINY, "output_dir": "out", "rate": [0.1, 0.3], "samples": [2, 4],
+                        "tracking": True, "experiment_name": "ray"})  # 4 runs, 2 trials
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         res = run_sweep(grid, ray=True, charts=False, verbose=False)
@@ -203,7 +203,9 @@ def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("ray").experiment_id])
-    assert sorted(r.data.params["rate"] for r in runs) == ["0.1", "0.3"]
+    assert sorted((r.data.params["rate"], r.data.params["samples"]) for r in runs) == [
+        ("0.1", "2"), ("0.1", "4"), ("0.3", "2"), ("0.3", "4")]
+    assert sum(not r.reused_training for r in res.results) == 2  # one training per trial
     assert all(r.info.status == "FINISHED" for r in runs)
 
 

@@ -129,12 +129,14 @@ def draw_sweep_charts(results: Sequence[RunResult], out: str | Path, prefix: str
 
 
 def _trial(config: dict[str, Any]) -> dict[str, Any]:
-    """Ray Tune function trainable: one run; returns its final metrics (and the record)."""
-    cfg = ExperimentConfig(**config["experiment"])
-    existing = load_result(cfg)
-    result = existing or run_experiment(cfg, verbose=False)
-    numbers = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
-    return {**numbers, "run_key": result.key, "record": result.to_dict()}
+    """Ray Tune function trainable: the runs that share one trained model, one after the other
+    (the first trains it, the others reuse it); returns their completion records."""
+    records = []
+    for raw in config["experiments"]:
+        cfg = ExperimentConfig(**raw)
+        result = load_result(cfg) or run_experiment(cfg, verbose=False)
+        records.append(result.to_dict())
+    return {"n_runs": len(records), "records": records}
 
 
 def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: float, gpus: float,
@@ -146,6 +148,10 @@ def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: floa
         raise BayesdropError(
             "Sweeps on Ray need `ray[tune]`: pip install 'bayesdrop[experiments]'."
         ) from None
+    # one trial per trained model: runs differing only in evaluation (samples) share it
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in pending:
+        groups.setdefault(c.train_key(), []).append(c.to_dict())
     started = False
     if not ray.is_initialized():
         # local: a fresh instance with this machine's CPUs; remote: connect to the cluster
@@ -158,7 +164,7 @@ def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: floa
         trainable = tune.with_resources(_trial, {"cpu": cpus, "gpu": gpus})
         tuner = tune.Tuner(
             trainable,
-            param_space={"experiment": tune.grid_search([c.to_dict() for c in pending])},
+            param_space={"experiments": tune.grid_search(list(groups.values()))},
             run_config=tune.RunConfig(storage_path=str(storage), name=f"sweep-{int(time.time())}",
                                       verbose=0),
         )
@@ -167,8 +173,8 @@ def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: floa
         for res in grid:
             if res.error is not None:
                 errors.append(str(res.error).splitlines()[0][:300])
-            elif res.metrics and "record" in res.metrics:
-                results.append(RunResult(**res.metrics["record"]))
+            elif res.metrics and "records" in res.metrics:
+                results.extend(RunResult(**r) for r in res.metrics["records"])
     finally:
         if started:
             ray.shutdown()
@@ -179,7 +185,7 @@ def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: floa
             write_json_atomic(run_dir(cfg) / RESULT_FILE, r.to_dict())
     if errors:
         raise BayesdropError(
-            f"{len(errors)} of {len(pending)} Ray trials failed (the finished ones are recorded "
+            f"{len(errors)} of {len(groups)} Ray trials failed (the finished runs are recorded "
             f"and skipped when the sweep is run again): {errors[0]}"
         )
     return results
@@ -205,7 +211,8 @@ def run_sweep(
 
     Args:
         configs: the grid (:func:`expand_grid`); all must share ``output_dir``.
-        ray: run each pending config as a Ray Tune trial on a local Ray instance.
+        ray: run on Ray Tune, one trial per trained model (the pending runs that differ only
+            in evaluation settings such as ``samples`` share a trial), on a local Ray instance.
         ray_address: address of a running Ray cluster (implies ``ray``), e.g. ``"auto"`` or
             ``"ray://head:10001"``.
         cpus_per_trial, gpus_per_trial: resources of each trial.
