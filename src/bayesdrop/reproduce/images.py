@@ -147,8 +147,8 @@ def _parser() -> argparse.ArgumentParser:
     fs.add_argument("--methods", default="dropout,dropconnect,gaussian,concrete")
     fs.add_argument("--rates", type=_floats, default=(0.1, 0.3, 0.5))
     fs.add_argument("--samples", type=_ints, default=(1, 10, 50))
-    fs.add_argument("--train-size", type=int, default=15000)
-    fs.add_argument("--test-size", type=int, default=3000)
+    fs.add_argument("--train-size", type=int, default=30000)
+    fs.add_argument("--test-size", type=int, default=5000)
     fs.add_argument("--epochs", type=int, default=3)
     fs.add_argument("--batch-size", type=int, default=128)
     return parser
