@@ -110,21 +110,22 @@ def draw_sweep_charts(results: Sequence[RunResult], out: str | Path, prefix: str
     out = Path(out)
     rates = sorted({r["rate"] for r in rows})
     samples = sorted({r["samples"] for r in rows})
-    fixed_txt = "_".join(f"{k}-{rows[0][k]}" for k in ("dataset", "model")
-                         if len({r[k] for r in rows}) == 1)
+    shared = [k for k in ("dataset", "model") if len({r[k] for r in rows}) == 1]
+    fixed_txt = "_".join(f"{k}-{rows[0][k]}" for k in shared)  # for file names
+    what = ", ".join(str(rows[0][k]) for k in shared)  # for titles
     paths = []
     if len(rates) > 1:
         t_max = samples[-1]
         paths.append(plot_metric_vs(
             rows, "rate", out / f"{prefix}_vs-rate_{fixed_txt}_T{t_max}.png",
             fixed={"samples": t_max}, group=("method",), metrics=metrics,
-            title=f"Metrics vs dropout rate ({fixed_txt.replace('_', ', ')}, T={t_max})"))
+            title=f"Metrics vs dropout rate ({what}{', ' if what else ''}T={t_max})"))
     if len(samples) > 1:
         group = ("method", "rate") if len(rates) > 1 else ("method",)
         paths.append(plot_metric_vs(
             rows, "samples", out / f"{prefix}_vs-samples_{fixed_txt}.png", group=group,
             metrics=metrics,
-            title=f"Metrics vs number of MC samples ({fixed_txt.replace('_', ', ')})"))
+            title=f"Metrics vs number of MC samples{f' ({what})' if what else ''}"))
     return paths
 
 
