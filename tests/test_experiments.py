@@ -202,7 +202,11 @@ def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("ray").experiment_id])
+    all_runs = client.search_runs([client.get_experiment_by_name("ray").experiment_id])
+    (summary,) = [r for r in all_runs if "bayesdrop.sweep" in r.data.tags]
+    assert summary.data.params["sweep.rate"] == "0.1,0.3" and summary.data.params["n_runs"] == "4"
+    assert "sweep_summary.csv" in {a.path for a in client.list_artifacts(summary.info.run_id)}
+    runs = [r for r in all_runs if r is not summary]
     assert sorted((r.data.params["rate"], r.data.params["samples"]) for r in runs) == [
         ("0.1", "2"), ("0.1", "4"), ("0.3", "2"), ("0.3", "4")]
     assert sum(not r.reused_training for r in res.results) == 2  # one training per trial

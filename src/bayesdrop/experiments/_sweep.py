@@ -14,7 +14,7 @@ from typing import Any
 from .._errors import BayesdropError, expected
 from ._config import ExperimentConfig
 from ._run import RESULT_FILE, RunResult, load_result, run_dir, run_experiment
-from ._tracking import ensure_experiment, resolve_tracking_uri, write_json_atomic
+from ._tracking import ensure_experiment, make_tracker, resolve_tracking_uri, write_json_atomic
 
 __all__ = ["SweepResult", "run_sweep", "sweep_table", "draw_sweep_charts"]
 
@@ -266,5 +266,17 @@ def run_sweep(
     say(sweep_table(results))
     if chart_paths:
         say(f"[bayesdrop] sweep charts: {', '.join(chart_paths)}")
+    first = configs[0]
+    if pending and first.tracking:  # the sweep's own MLflow run: summary table and charts
+        tracker = make_tracker(True, first.tracking_uri, first.experiment_name)
+        axes = {k: sorted({str(getattr(c, k)) for c in configs}) for k in first.to_dict()
+                if len({str(getattr(c, k)) for c in configs}) > 1}
+        tracker.start(f"sweep {out.name}", {"n_runs": len(configs), **{
+            f"sweep.{k}": ",".join(v) for k, v in axes.items()}},
+            {"bayesdrop.sweep": str(out)})
+        tracker.log_artifact(summary)
+        for p in chart_paths:
+            tracker.log_artifact(p, "charts")
+        tracker.end("FINISHED")
     return SweepResult(results=results, skipped=skipped, charts=chart_paths,
                        summary_path=str(summary))
