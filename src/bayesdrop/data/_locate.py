@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
 from .._errors import BayesdropError
+from .._io import atomic_open
 
 __all__ = ["cache_dir", "candidate_dirs", "digest_matches", "download_file"]
 
@@ -109,14 +109,7 @@ def download_file(
             if got != md5:
                 errors.append(f"{url}: MD5 {got} != expected {md5}")
                 continue
-        fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, destination)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(destination, "wb") as fh:
+            fh.write(data)
         return destination
     raise BayesdropError(f"Could not download {destination.name}:\n  " + "\n  ".join(errors))

@@ -6,12 +6,11 @@ global figure registry, nothing to close; PNGs render through Agg. This works he
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .._errors import BayesdropError, expected
+from .._io import atomic_open
 
 __all__ = ["save_figure"]
 
@@ -40,17 +39,8 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
     fmt = _FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise expected("path", "a file name ending in .png, .svg or .pdf", str(path))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=dpi, metadata=_metadata(fmt))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a figure is a normal, readable file
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(p, "wb") as f:
+        fig.savefig(f, format=fmt, dpi=dpi, metadata=_metadata(fmt))
     return p
 
 
