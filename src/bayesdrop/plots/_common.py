@@ -6,6 +6,7 @@ global figure registry, nothing to close; PNGs render through Agg. This works he
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
