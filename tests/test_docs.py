@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bayesdrop
-from bayesdrop import _wrap, layers, uncertainty
+from bayesdrop import _io, _wrap, layers, uncertainty
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -26,7 +26,7 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
             pytest.fail(f"README python block {number} failed: {type(error).__name__}: {error}")
 
 
-@pytest.mark.parametrize("module", [_wrap, layers, uncertainty])
+@pytest.mark.parametrize("module", [_io, _wrap, layers, uncertainty])
 def test_core_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"torch": __import__("torch"), "nn": __import__("torch").nn})
     assert result.attempted > 0 and result.failed == 0
