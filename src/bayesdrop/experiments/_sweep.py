@@ -153,6 +153,9 @@ def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: floa
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in pending:
         groups.setdefault(c.train_key(), []).append(c.to_dict())
+    # Tune's default TensorBoard/CSV/JSON loggers would choke on the records: our results go
+    # to MLflow and to the run folders
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     started = False
     if not ray.is_initialized():
         # local: a fresh instance with this machine's CPUs; remote: connect to the cluster

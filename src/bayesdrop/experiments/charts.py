@@ -22,6 +22,9 @@ __all__ = ["path_uncertainty", "plot_uncertainty_path", "plot_metric_vs", "PREFE
 # metrics drawn by the sweep charts when present, best first
 PREFERRED_METRICS = ("accuracy", "nll", "ece", "aurc", "ood_auroc_entropy",
                      "ood_auroc_mutual_information")
+_LABELS = {"nll": "NLL", "ece": "ECE", "aurc": "AURC", "brier": "Brier",
+           "ood_auroc_entropy": "OOD AUROC (entropy)",
+           "ood_auroc_mutual_information": "OOD AUROC (mutual inf.)"}
 # metrics where a larger value is better (the others: lower is better), for the titles
 _HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_at")
 
@@ -248,7 +251,7 @@ def plot_metric_vs(
                     color=cmap(firsts.index(str(label[0])) % 10), label=name)
         better = ("higher is better" if metric.startswith(_HIGHER_BETTER)
                   else "lower is better")
-        ax.set_title(f"{metric} ({better})", fontsize=10)
+        ax.set_title(f"{_LABELS.get(metric, metric)} ({better})", fontsize=10)
         ax.set_xlabel({"rate": "dropout rate p", "samples": "MC samples T"}.get(x, x))
         if x == "samples":
             ax.set_xscale("log")
