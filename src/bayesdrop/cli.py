@@ -265,7 +265,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         from torch.utils.data import TensorDataset
 
         from .experiments._charts_run import draw_run_charts
-        from .experiments._run import load_trained
+        from .experiments._run import _ood_data, load_trained
         from .training import evaluate_model
 
         cfg, mc, splits = load_trained(path)
@@ -277,7 +277,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         x, y = splits.x_test, splits.y_test
         if cfg.test_size is not None:
             x, y = x[: cfg.test_size], y[: cfg.test_size]
-        ev = evaluate_model(mc, TensorDataset(x, y), samples=cfg.samples, seed=cfg.seed)
+        ev = evaluate_model(mc, TensorDataset(x, y), samples=cfg.samples, seed=cfg.seed,
+                            ood_data=_ood_data(cfg, len(x)))
         for p in draw_run_charts(mc, cfg, ev, x, y, args.out or path):
             print(p)
         return 0

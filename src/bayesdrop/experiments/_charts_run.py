@@ -89,14 +89,15 @@ def _metric_plots(cfg: ExperimentConfig, evaluation: Any, out: Path) -> list[Pat
     pred, targets = evaluation.prediction, evaluation.targets
     written = []
     path = out / f"reliability_{slug}.png"
-    plots.reliability_diagram(pred, targets, title=f"Reliability: {what}", path=path)
+    plots.reliability_diagram(pred, targets, title=f"Reliability\n{what}", path=path)
     written.append(path)
     path = out / f"risk-coverage_{slug}.png"
-    plots.risk_coverage(pred, targets, title=f"Risk-coverage: {what}", path=path)
+    plots.risk_coverage(pred, targets, title=f"Risk-coverage\n{what}", path=path)
     written.append(path)
     if evaluation.ood_prediction is not None:
+        ood_name = {"fashion-mnist": "MNIST", "mnist": "Fashion-MNIST"}.get(cfg.dataset, "OOD")
         path = out / f"ood-histogram_{slug}.png"
         plots.ood_histogram(pred, evaluation.ood_prediction, "mutual_information",
-                            title=f"In- vs out-of-distribution: {what}", path=path)
+                            title=f"In- vs out-of-distribution ({ood_name})\n{what}", path=path)
         written.append(path)
     return written
