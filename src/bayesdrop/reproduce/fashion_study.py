@@ -70,8 +70,8 @@ class FashionStudyResult:
     Attributes:
         rows: one dict per (method, rate, evaluation): ``method``, ``rate`` (the initial rate
             for Concrete), ``learned_rates`` (Concrete), ``samples`` (T; 0 = deterministic, the
-            noise switched off), the metrics of :data:`METRICS`, ``train_seconds``,
-            ``eval_seconds``.
+            noise switched off), the metrics of :data:`METRICS`, ``confidence`` (mean
+            max-probability), ``train_seconds``, ``eval_seconds``.
         config: the protocol actually run.
         table_markdown: the main results table (T = the largest number of samples).
         seconds: wall-clock seconds of the whole run.
@@ -207,6 +207,7 @@ def run_fashion_study(
             if learned is not None:
                 row["learned_rates"] = learned
             row.update({k: scores[k] for k in METRICS if k in scores})
+            row["confidence"] = float(pred.mean.max(1).values.mean())
             if n_samples <= 1:  # one pass: MI is 0 up to rounding, its AUROC meaningless
                 row["ood_auroc_mutual_information"] = None
             row["train_seconds"] = round(t_train, 1)
@@ -328,6 +329,19 @@ def _comparison(result: FashionStudyResult) -> list[str]:
         better = sum((mc[key] > det[key]) if higher else (mc[key] < det[key]) for mc, det in pairs)
         out.append(f"MC averaging (T = {t_max}) vs the same network with its noise switched off "
                    f"(deterministic): {label} better in {better} of {len(pairs)} models.")
+    if pairs:
+        under_mc = sum(mc["confidence"] < mc["accuracy"] for mc, _ in pairs)
+        under_det = sum(det["confidence"] < det["accuracy"] for _, det in pairs)
+        gap_mc = sum(mc["accuracy"] - mc["confidence"] for mc, _ in pairs) / len(pairs)
+        gap_det = sum(det["accuracy"] - det["confidence"] for _, det in pairs) / len(pairs)
+        out.append(f"Confidence: the mean max-probability is below the accuracy "
+                   f"(under-confidence) in {under_mc} of {len(pairs)} models at T = {t_max} "
+                   f"(accuracy - confidence {100 * gap_mc:+.1f} points on average) and in "
+                   f"{under_det} of {len(pairs)} deterministically ({100 * gap_det:+.1f} "
+                   f"points)" + (
+                       ": averaging over samples lowered the confidence, which helps an "
+                       "over-confident network and hurts an under-confident one."
+                       if gap_mc > gap_det else "."))
     ones = [(r, _pick(rows, r["method"], r["rate"], t_min)) for r in final]
     ones = [(a, b) for a, b in ones if b is not None]
     if ones and t_min != t_max:

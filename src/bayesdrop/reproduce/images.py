@@ -108,6 +108,18 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(msg) from None
 
 
+def _tau(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bayesdrop.reproduce.images",
@@ -139,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--lr", type=float, default=1e-3)
     co.add_argument("--hidden", type=_ints, default=(1024, 1024, 1024, 1024))
     co.add_argument("--samples", type=int, default=200)
-    co.add_argument("--tau", default="auto",
+    co.add_argument("--tau", type=_tau, default=None,
                     help="model precision: a number, or 'auto' (1 / training MSE of the MC mean)")
     co.add_argument("--length-scale", type=float, default=1e-2)
 
@@ -175,10 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.experiment == "co2":
         from .co2 import run_co2
 
-        tau = None if args.tau == "auto" else float(args.tau)
         result = run_co2(
             root, out=out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            hidden=args.hidden, samples=args.samples, tau=tau, length_scale=args.length_scale,
+            hidden=args.hidden, samples=args.samples, tau=args.tau, length_scale=args.length_scale,
             seed=args.seed, command=cmd,
         )
         print(f"tau = {result.tau:.4g}; std ratio far/in = {result.std_ratio:.2f}")

@@ -274,6 +274,9 @@ def _chart(r: RotatedDigitResult, images: Tensor, path: Path) -> None:
         ax_out.scatter(xs, r.probs[:, :, c].flatten().numpy(), s=3, alpha=0.35, color=color,
                        lw=0, label=f"class {c}")
         ax_out.plot(x.numpy() + offset, r.mean_probs[:, c].numpy(), color=color, lw=1.0)
+    shown = r.logits[:, :, r.classes]
+    lo, hi = float(shown.min()), float(shown.max())
+    ax_in.set_ylim(lo - 0.05 * (hi - lo), hi + 0.25 * (hi - lo))  # room for the legend
     ax_in.set_ylabel("softmax input (logit)")
     ax_out.set_ylabel("softmax output")
     ax_out.set_ylim(-0.03, 1.03)
@@ -281,9 +284,10 @@ def _chart(r: RotatedDigitResult, images: Tensor, path: Path) -> None:
     ax_out.set_xlabel("rotation (lines: MC predictive mean of each class)")
     for ax in (ax_in, ax_out):
         ax.grid(alpha=0.3)
-        leg = ax.legend(fontsize=8, loc="upper left", markerscale=3, frameon=False)
-        for handle in leg.legend_handles:
-            handle.set_alpha(1)
+    leg = ax_in.legend(fontsize=8, loc="upper center", ncol=len(r.classes), markerscale=3,
+                       frameon=True, framealpha=0.9)
+    for handle in leg.legend_handles:
+        handle.set_alpha(1)
     ax_in.tick_params(labelbottom=False)
     fig.suptitle(
         f"Rotated digit 1: {r.samples} MC dropout samples per image "
