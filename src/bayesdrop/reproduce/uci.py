@@ -860,6 +860,8 @@ def extrapolate(
     t = rec["timing"]
     ratio = full_epochs / max(rec["epochs"], 1)
     sample_ratio = full_samples / max(rec["samples"], 1)
+    # older records lack per-stage CPU time: then scale this run's prediction time instead
+    use = predict_from is not None and "test_predict_cpu_s" in predict_from["timing"]
     est: dict[str, Any] = {
         "dataset": rec["dataset"],
         "setting": rec["setting"],
@@ -870,14 +872,14 @@ def extrapolate(
         "n_splits": rec["n_splits"],
         "measured_seconds": t["total_s"],
         "measured_cpu_seconds": t["cpu_s"],
-        "prediction_time_from": None if predict_from is None else predict_from["setting"],
+        "prediction_time_from": predict_from["setting"] if use else None,  # type: ignore[index]
         "machine": rec["machine"],
         "load_average_at_start": rec["load_average_at_start"],
     }
     for unit in ("", "cpu_"):
         train = t.get(f"select_train_{unit}s", 0.0) + t[f"train_{unit}s"]
-        if predict_from is not None:
-            p = predict_from["timing"]
+        if use:
+            p = predict_from["timing"]  # type: ignore[index]
             predict = p.get(f"select_predict_{unit}s", 0.0) + p[f"test_predict_{unit}s"]
         else:
             predict = (
