@@ -80,3 +80,22 @@ def test_tiny_run_then_evaluate_plot_and_sweep_listing(tmp_path, monkeypatch, ca
                  "--dry-run"]) == 0
     states = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert states == ["finished", "pending"]
+
+
+def test_quickstart_falls_back_to_digits_without_fashion_mnist(monkeypatch, capsys) -> None:
+    import bayesdrop.data
+    from bayesdrop import BayesdropError
+    from bayesdrop.cli import quickstart_config, quickstart_dataset
+
+    def missing(*a, **k):
+        raise BayesdropError("Fashion-MNIST test files not found in: /nowhere")
+
+    monkeypatch.setattr(bayesdrop.data, "load_fashion_mnist", missing)
+    assert quickstart_dataset() == "digits"
+    assert "using scikit-learn's digits" in capsys.readouterr().out
+    cfg = quickstart_config("digits", epochs=None, samples=50, output_dir="runs", data_dir=None,
+                            device="cpu", tracking=True)
+    assert (cfg.dataset, cfg.model, cfg.method, cfg.samples) == ("digits", "lenet5", "dropout", 50)
+    fashion = quickstart_config("fashion-mnist", epochs=None, samples=50, output_dir="runs",
+                                data_dir=None, device="cpu", tracking=True)
+    assert (fashion.dataset, fashion.epochs, fashion.tracking) == ("fashion-mnist", 3, True)

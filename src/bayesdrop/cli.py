@@ -354,22 +354,25 @@ def quickstart_config(dataset: str, *, epochs: int | None, samples: int, output_
         experiment_name="bayesdrop-quickstart")
 
 
-def _cmd_quickstart(args: argparse.Namespace) -> int:
+def quickstart_dataset(data_dir: str | None = None) -> str:
+    """``"fashion-mnist"`` when its test set can be read, else ``"digits"`` (with a note)."""
+    from . import data
     from ._errors import BayesdropError
+
+    try:
+        data.load_fashion_mnist("test", data_dir)
+        return "fashion-mnist"
+    except BayesdropError as err:
+        first = str(err).splitlines()[0]
+        print(f"[bayesdrop] Fashion-MNIST not found ({first}); using scikit-learn's digits. "
+              "Install it with `apt-get install dataset-fashion-mnist`.")
+        return "digits"
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .experiments import run_experiment
 
-    dataset = args.dataset
-    if dataset is None:
-        from .data import load_fashion_mnist
-
-        try:
-            load_fashion_mnist("test", args.data_dir)
-            dataset = "fashion-mnist"
-        except BayesdropError as err:
-            first = str(err).splitlines()[0]
-            print(f"[bayesdrop] Fashion-MNIST not found ({first}); using scikit-learn's digits. "
-                  "Install it with `apt-get install dataset-fashion-mnist`.")
-            dataset = "digits"
+    dataset = args.dataset or quickstart_dataset(args.data_dir)
     cfg = quickstart_config(dataset, epochs=args.epochs, samples=args.samples,
                             output_dir=args.output_dir, data_dir=args.data_dir,
                             device=args.device, tracking=not args.no_track)
