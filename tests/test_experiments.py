@@ -184,6 +184,7 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
     assert (tmp_path / "mlruns").is_dir()  # artifacts under ./mlruns
 
 
+@pytest.mark.slow
 def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
     ray = pytest.importorskip("ray")
     monkeypatch.chdir(tmp_path)

@@ -85,7 +85,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, sweep: bool) -> None:
     defaults = ExperimentConfig.__dataclass_fields__
     for f in fields(ExperimentConfig):
         flag = "--" + f.name.replace("_", "-")
-        group.add_argument(flag, dest=f.name, default=None, metavar="VALUE",
+        group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, metavar="VALUE",
                            help=f"{_FIELD_HELP.get(f.name, f.name)} "
                            f"(default {defaults[f.name].default!r})")
     parser.add_argument("--no-track", action="store_true",
@@ -135,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "  bayesdrop sweep configs/sweep_fashion.yaml --ray --cpus-per-trial 2\n"
                        "  bayesdrop sweep configs/sweep_fashion.yaml --ray-address ray://head:10001")
     p.add_argument("config", nargs="?", default=None, help="YAML sweep config")
-    p.add_argument("--ray", action="store_true", help="run each run as a Ray Tune trial on a "
-                   "local Ray instance")
+    p.add_argument("--ray", action="store_true", help="run on a local Ray instance, one Ray "
+                   "Tune trial per trained model (runs differing only in samples share one)")
     p.add_argument("--ray-address", default=None, help="address of a Ray cluster (implies --ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs of each Ray trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs of each Ray trial")
