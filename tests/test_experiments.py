@@ -142,6 +142,25 @@ def test_sweep_resumes_after_interruption_without_redoing_or_losing_runs(tmp_pat
     assert [r.metrics for r in third.results] == [r.metrics for r in again.results]
 
 
+@pytest.mark.parametrize("method", ["gaussian", "concrete"])
+def test_methods_build_their_noise_and_run(tmp_path, method: str) -> None:
+    cfg = ExperimentConfig(**{**TINY, "output_dir": str(tmp_path), "method": method,
+                              "rate": 0.2})
+    mc = run_module.wrap_model(run_module.build_model(cfg, (1, 28, 28), 10, 96), cfg,
+                               "classification")
+    concrete = [m for m in mc.modules() if isinstance(m, bd.ConcreteDropout)]
+    plain = [m for m in mc.modules() if isinstance(m, torch.nn.Dropout)]
+    if method == "concrete":  # LeNet's Dropout -> Linear pairs became ConcreteDropout(Linear)
+        assert len(concrete) == 2 and not plain
+        assert concrete[0].dropout_regularizer == pytest.approx(2 / 96)
+    else:  # Gaussian noise replaces the model's dropout layers, which keep the rate
+        assert not concrete and [m.p for m in plain] == [0.2, 0.2]
+    result = run_experiment(cfg, verbose=False)
+    assert result.metrics["n_samples"] == 4 and 0 <= result.metrics["accuracy"] <= 1
+    if method == "concrete":
+        assert 0 < result.metrics["concrete_p_mean"] < 1
+
+
 def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 
