@@ -299,10 +299,10 @@ def _chart(r: CO2Result, x_train: Tensor, y_train: Tensor, train_max: float, pat
     axes[2].set_ylim(bottom=0)
     axes[2].set_xlabel("x (normalised time)")
     axes[2].set_ylabel("std")
-    for ax in axes:
+    for ax, where in zip(axes, ("upper left", "upper left", "center left"), strict=True):
         ax.axvline(train_max, color="0.4", ls=":", lw=1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7.5, loc="upper left", frameon=False)
+        ax.legend(fontsize=7.5, loc=where, frameon=False)
     axes[0].set_ylabel("y (CO2, normalised)")
     axes[1].set_ylabel("y (CO2, normalised)")
     fig.suptitle("Mauna Loa CO2: extrapolation beyond the training data (dotted line)",
