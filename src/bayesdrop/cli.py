@@ -416,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bayesdrop {args.command}: interrupted; run the same command again to resume.",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

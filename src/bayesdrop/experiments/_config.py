@@ -116,14 +116,19 @@ class ExperimentConfig:
         return asdict(self)
 
     def key(self) -> str:
-        """12-hex run key: a hash of every field that changes results (not bookkeeping)."""
-        ident = {k: v for k, v in self.to_dict().items() if k not in _BOOKKEEPING}
+        """12-hex run key: a hash of every field that changes results (not bookkeeping).
+
+        Fields set to None are left out, so a future optional field (default None) keeps the
+        keys, and with them the finished runs of existing sweeps.
+        """
+        ident = {k: v for k, v in self.to_dict().items()
+                 if k not in _BOOKKEEPING and v is not None}
         return _hash(ident)
 
     def train_key(self) -> str:
         """12-hex key of the training alone: runs differing only in evaluation share it."""
         ident = {k: v for k, v in self.to_dict().items()
-                 if k not in _BOOKKEEPING and k not in _EVAL_ONLY}
+                 if k not in _BOOKKEEPING and k not in _EVAL_ONLY and v is not None}
         return _hash(ident)
 
     def slug(self) -> str:
