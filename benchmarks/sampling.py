@@ -16,6 +16,7 @@ each measured in a fresh subprocess.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -87,22 +88,39 @@ def case(name, model, x, samples, task, repeats, slow_repeats):
             "describe": mc.describe().splitlines()[-2]}
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+_libc = ctypes.CDLL(None)
+_libc.mallinfo2.restype = _MallInfo2
+
+
+def _heap_in_use() -> int:
+    """Bytes the C allocator has handed out and not taken back (torch CPU tensors, NumPy arrays)."""
+    info = _libc.mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def peak_extra_rss(fn) -> int:
-    """Peak resident memory above the level before ``fn`` ran, sampled every 0.5 ms."""
-    base = _rss_bytes()
-    peak = base
+def peak_extra(fn) -> dict[str, int]:
+    """Peak heap in use and peak resident memory above their levels before ``fn`` ran
+    (sampled every 0.2 ms; the heap is the stable measure, RSS depends on the allocator)."""
+    base_heap, base_rss = _heap_in_use(), _rss_bytes()
+    peak = {"heap": base_heap, "rss": base_rss}
     done = threading.Event()
 
     def watch():
-        nonlocal peak
         while not done.is_set():
-            peak = max(peak, _rss_bytes())
-            time.sleep(0.0005)
+            peak["heap"] = max(peak["heap"], _heap_in_use())
+            peak["rss"] = max(peak["rss"], _rss_bytes())
+            time.sleep(0.0002)
 
     thread = threading.Thread(target=watch)
     thread.start()
@@ -111,7 +129,7 @@ def peak_extra_rss(fn) -> int:
     finally:
         done.set()
         thread.join()
-    return max(peak, _rss_bytes()) - base
+    return {"heap": peak["heap"] - base_heap, "rss": peak["rss"] - base_rss}
 
 
 def memory_child(samples: int) -> None:
@@ -120,8 +138,8 @@ def memory_child(samples: int) -> None:
     x = torch.randn(64, 3, 32, 32)
     mc = bd.wrap(model, example_input=x[:2])
     mc.predict(x[:2], samples=2)  # warm-up on a tiny batch
-    extra = peak_extra_rss(lambda: mc.predict(x, samples=samples, seed=0))
-    print(json.dumps({"samples": samples, "peak_extra_bytes": extra}))
+    extra = peak_extra(lambda: mc.predict(x, samples=samples, seed=0))
+    print(json.dumps({"samples": samples, **extra}))
 
 
 def memory_case() -> dict:
@@ -129,7 +147,7 @@ def memory_case() -> dict:
     for samples in (10, 1000):
         proc = subprocess.run([sys.executable, __file__, "--memory-child", str(samples)],
                               capture_output=True, text=True, check=True)
-        out[samples] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_extra_bytes"]
+        out[samples] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
 
@@ -163,9 +181,10 @@ def main() -> None:
     for r in results:
         print(f"{r['case']}: {r['describe']}")
     memory = memory_case()
-    ratio = memory[1000] / max(memory[10], 1)
-    print(f"\nmemory (b), peak extra RSS of predict, samples not kept: T=10: {memory[10] / 2**20:.1f} MiB, "
-          f"T=1,000: {memory[1000] / 2**20:.1f} MiB, ratio {ratio:.2f}x")
+    for kind, label in (("heap", "heap in use"), ("rss", "resident set")):
+        small, large = memory[10][kind], memory[1000][kind]
+        print(f"memory (b), peak extra {label} during predict, samples not kept: T=10: {small / 2**20:.1f} MiB, "
+              f"T=1,000: {large / 2**20:.1f} MiB, ratio {large / max(small, 1):.2f}x")
     if args.json:
         payload = {"machine": machine, "cases": results, "memory_peak_extra_bytes": memory}
         tmp = args.json + ".tmp"

@@ -33,7 +33,7 @@ _OUTPUTS = {
 }
 _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 _WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_DEFAULT_BUDGET_CPU = 64 * 2**20
+_DEFAULT_BUDGET_CPU = 16 * 2**20
 
 
 def _choice(argument: str, value, enum: type[Enum]):
@@ -493,8 +493,11 @@ class MCModel(nn.Module):
                 }.get(s.kind, f"{s.function} ({s.kind.value})")
                 lines.append(f"  [{s.index}] {s.where:<24} {what}  p={s.p:g}  {state}")
         lines.append(f"sampling: {self._split_note}")
-        budget = self.memory_budget or _DEFAULT_BUDGET_CPU
-        lines.append(f"chunking: batch replication in chunks under a {budget / 2**20:.0f} MiB budget (CPU default; CUDA: 25% of free memory), halved on out-of-memory")
+        if self.memory_budget is not None:
+            budget = f"a {self.memory_budget / 2**20:g} MiB budget"
+        else:
+            budget = f"a {_DEFAULT_BUDGET_CPU / 2**20:.0f} MiB budget (CPU default; CUDA: 25% of free memory)"
+        lines.append(f"chunking: batch replication in chunks under {budget}, halved on out-of-memory")
         return "\n".join(lines)
 
     def extra_repr(self) -> str:
@@ -554,7 +557,8 @@ def wrap(
         output: classification ``"logits"`` (default), ``"probs"`` or ``"log_probs"``;
             regression ``"mean"`` (default), ``"mean_var"`` or ``"mean_logvar"``.
         tau: regression model precision: aleatoric variance 1 / tau for point outputs.
-        memory_budget: bytes for one chunk of replicated work (CPU default 64 MiB).
+        memory_budget: bytes for one chunk of replicated work (CPU default 16 MiB; CUDA: a
+            quarter of the free memory).
         example_input: probe the model now instead of on the first ``predict``.
     """
     if not isinstance(model, nn.Module):
