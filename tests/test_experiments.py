@@ -142,6 +142,26 @@ def test_sweep_resumes_after_interruption_without_redoing_or_losing_runs(tmp_pat
     assert [r.metrics for r in third.results] == [r.metrics for r in again.results]
 
 
+def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    cfg = ExperimentConfig(**{**TINY, "output_dir": str(tmp_path)})
+    folder = run_dir(cfg)
+    folder.mkdir(parents=True)
+    (folder / ".lock").write_text(f"{socket.gethostname()} {os.getpid()}")  # alive: us
+    with pytest.raises(bd.BayesdropError,
+                       match=r"is in use by process .* \(the same run started twice\?\)"):
+        run_experiment(cfg, verbose=False)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (folder / ".lock").write_text(f"{socket.gethostname()} {dead}")  # its process is gone
+    assert run_experiment(cfg, verbose=False).key == cfg.key()
+    assert not (folder / ".lock").exists()
+
+
 @pytest.mark.parametrize("method", ["gaussian", "concrete"])
 def test_methods_build_their_noise_and_run(tmp_path, method: str) -> None:
     cfg = ExperimentConfig(**{**TINY, "output_dir": str(tmp_path), "method": method,
