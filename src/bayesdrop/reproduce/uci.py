@@ -134,7 +134,7 @@ PUBLISHED: dict[str, dict[str, tuple[tuple[float, float], tuple[float, float]]]]
 }
 """Published numbers (``reference/gal2016.md``): Table 1's Dropout column, 2018 grid search."""
 
-_DECIMALS = {"naval": (4, 2)}  # printed decimals of the published (RMSE, LL); default (2, 2)
+_DECIMALS = {("grid_2018", "naval"): (4, 2)}  # printed decimals of (RMSE, LL); default (2, 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,7 +740,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             if r is None:
                 continue
             (pr, pr_se), (pl, pl_se) = PUBLISHED[cfg.reference][short]
-            dr, dl = _DECIMALS.get(short, (2, 2))
+            dr, dl = _DECIMALS.get((cfg.reference, short), (2, 2))
             dr_ours = max(dr, 2 if r["rmse_mean"] >= 0.1 else 4)
             lines.append(
                 f"| {r['title']} | {r['n_splits']} | {r['epochs']} | {r['samples']} | "
@@ -757,9 +757,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         loads = [r.get("load_average_at_start", float("nan")) for r in rows.values()]
         lines += [
             "",
-            f"Sum of per-data-set wall-clock: {total:.0f} s ({total / 60:.1f} min; CPU time "
-            f"{cpu:.0f} s) on {'; '.join(machines)}; 1-minute load average at the start of "
-            f"each data set {min(loads):.1f} to {max(loads):.1f} on this shared machine.",
+            f"Sum over data sets of wall-clock {total:.0f} s ({total / 60:.1f} min) and of CPU "
+            f"time {cpu:.0f} s ({cpu / 60:.1f} min) on {'; '.join(machines)}; data sets may run "
+            "in parallel processes, so the elapsed time of the table is shorter than the sum; "
+            f"1-minute load average at the start of each data set {min(loads):.1f} to "
+            f"{max(loads):.1f} on this shared machine.",
             "",
         ]
     for key, rows in results.get("estimates", {}).items():
