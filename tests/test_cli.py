@@ -98,4 +98,4 @@ def test_quickstart_falls_back_to_digits_without_fashion_mnist(monkeypatch, caps
     assert (cfg.dataset, cfg.model, cfg.method, cfg.samples) == ("digits", "lenet5", "dropout", 50)
     fashion = quickstart_config("fashion-mnist", epochs=None, samples=50, output_dir="runs",
                                 data_dir=None, device="cpu", tracking=True)
-    assert (fashion.dataset, fashion.epochs, fashion.tracking) == ("fashion-mnist", 3, True)
+    assert (fashion.dataset, fashion.epochs, fashion.tracking) == ("fashion-mnist", 2, True)

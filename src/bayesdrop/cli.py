@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "digits when Fashion-MNIST is not installed), evaluate it with MC "
                        "samples, print the metrics table, draw the charts and log the run to "
                        "MLflow.", epilog="example:\n  bayesdrop quickstart --no-track")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 3 on "
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 2 on "
                    "Fashion-MNIST, 15 on digits)")
     p.add_argument("--samples", type=int, default=50, help="MC samples T")
     p.add_argument("--output-dir", default="runs", help="folder for the run")
@@ -344,7 +344,7 @@ def quickstart_config(dataset: str, *, epochs: int | None, samples: int, output_
     if dataset == "fashion-mnist":
         return ExperimentConfig(
             dataset="fashion-mnist", model="lenet5", method="dropout", rate=0.25,
-            samples=samples, epochs=epochs or 3, batch_size=128, lr=2e-3, val_fraction=0.05,
+            samples=samples, epochs=epochs or 2, batch_size=128, lr=2e-3, val_fraction=0.05,
             val_samples=5, seed=0, device=device, data_dir=data_dir, output_dir=output_dir,
             tracking=tracking, experiment_name="bayesdrop-quickstart", name=None)
     return ExperimentConfig(
