@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import BayesdropError, expected
+from .._io import atomic_open
 from ._config import ExperimentConfig
 from ._run import RESULT_FILE, RunResult, load_result, run_dir, run_experiment
 from ._tracking import ensure_experiment, make_tracker, resolve_tracking_uri, write_json_atomic
@@ -85,9 +86,8 @@ def _write_summary(results: Sequence[RunResult], path: Path) -> Path:
     writer = csv.DictWriter(buf, fieldnames=cols)
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    with atomic_open(path, "w") as fh:
+        fh.write(buf.getvalue())
     return path
 
 

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_open
+
 __all__ = ["Tracker", "NullTracker", "MlflowTracker", "make_tracker", "resolve_tracking_uri"]
 
 
@@ -139,18 +141,7 @@ def make_tracker(enabled: bool, tracking_uri: str, experiment_name: str) -> Trac
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (temp file + ``os.replace``)."""
-    import tempfile
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, default=str)
     return path

@@ -7,7 +7,6 @@ returns its path.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .._errors import BayesdropError, expected
+from .._io import atomic_open
 
 __all__ = ["path_uncertainty", "plot_uncertainty_path", "plot_metric_vs", "PREFERRED_METRICS"]
 
@@ -41,11 +41,9 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
-    os.replace(tmp, path)
     return path
 
 

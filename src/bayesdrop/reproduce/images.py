@@ -25,7 +25,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from .._errors import expected
+from .._io import atomic_open
 
 __all__ = ["main", "write_text_atomic", "machine_description", "default_data_root"]
 
@@ -45,16 +45,8 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     Creates missing parent folders. Returns the path written.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(p, "w") as f:
+        f.write(text)
     return p
 
 
