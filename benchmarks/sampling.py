@@ -80,6 +80,7 @@ def case(name, model, x, samples, task, repeats, slow_repeats):
     model.eval()
     mc = bd.wrap(model, task=task)
     rows = {}
+    print(f"[{name}] timing ...", file=sys.stderr, flush=True)
     rows["one deterministic forward"] = timed(lambda: deterministic(model, x, samples), repeats)
     rows["naive Python loop"] = timed(lambda: naive_loop(model, x, samples), slow_repeats)
     rows["plain batch replication"] = timed(lambda: plain_replication(model, x, samples), slow_repeats)
