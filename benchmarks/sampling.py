@@ -85,14 +85,31 @@ def case(name, model, x, samples, task, repeats, slow_repeats):
     rows["naive Python loop"] = timed(lambda: naive_loop(model, x, samples), slow_repeats)
     rows["plain batch replication"] = timed(lambda: plain_replication(model, x, samples), slow_repeats)
     rows["bayesdrop"] = timed(lambda: mc.predict(x, samples=samples, seed=0), repeats)
-    return {"case": name, "samples": samples, "batch": x.shape[0], "seconds": rows,
-            "describe": mc.describe().splitlines()[-2]}
+    return {
+        "case": name,
+        "samples": samples,
+        "batch": x.shape[0],
+        "seconds": rows,
+        "describe": mc.describe().splitlines()[-2],
+    }
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 _libc = ctypes.CDLL(None)
@@ -146,8 +163,9 @@ def memory_child(samples: int) -> None:
 def memory_case() -> dict:
     out = {}
     for samples in (10, 1000):
-        proc = subprocess.run([sys.executable, __file__, "--memory-child", str(samples)],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(samples)], capture_output=True, text=True, check=True
+        )
         out[samples] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
@@ -164,28 +182,58 @@ def main() -> None:
     repeats, slow = (3, 1) if args.quick else (5, 2)
     torch.manual_seed(0)
     results = [
-        case("a. LeNet-5, batch 256", LeNet5(input_size=28, dropout=0.5), torch.randn(256, 1, 28, 28), 100, "classification", repeats, slow),
-        case("b. ResNet-18 32x32, batch 64", ResNet18(in_channels=3, input_size=32, dropout=0.5), torch.randn(64, 3, 32, 32), 100, "classification", repeats, 1),
-        case("c. UCI MLP 13-50-1, 51 rows", RegressionMLP(in_features=13, hidden=(50,), dropout=0.05, placement="both"), torch.randn(51, 13), 10_000, "regression", repeats, slow),
+        case(
+            "a. LeNet-5, batch 256",
+            LeNet5(input_size=28, dropout=0.5),
+            torch.randn(256, 1, 28, 28),
+            100,
+            "classification",
+            repeats,
+            slow,
+        ),
+        case(
+            "b. ResNet-18 32x32, batch 64",
+            ResNet18(in_channels=3, input_size=32, dropout=0.5),
+            torch.randn(64, 3, 32, 32),
+            100,
+            "classification",
+            repeats,
+            1,
+        ),
+        case(
+            "c. UCI MLP 13-50-1, 51 rows",
+            RegressionMLP(in_features=13, hidden=(50,), dropout=0.05, placement="both"),
+            torch.randn(51, 13),
+            10_000,
+            "regression",
+            repeats,
+            slow,
+        ),
     ]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     print(f"machine: {machine}\n")
-    print("| case | T | naive loop | plain replication | bayesdrop | 1 forward | plain / bayesdrop | naive / bayesdrop | bayesdrop / 1 forward |")
+    print(
+        "| case | T | naive loop | plain replication | bayesdrop | 1 forward | plain / bayesdrop | naive / bayesdrop | bayesdrop / 1 forward |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["seconds"]
         ours = s["bayesdrop"]
-        print(f"| {r['case']} | {r['samples']:,} | {s['naive Python loop']:.3f} s | {s['plain batch replication']:.3f} s | "
-              f"{ours:.4f} s | {s['one deterministic forward']:.4f} s | **{s['plain batch replication'] / ours:.1f}x** | "
-              f"{s['naive Python loop'] / ours:.1f}x | {ours / s['one deterministic forward']:.2f}x |")
+        print(
+            f"| {r['case']} | {r['samples']:,} | {s['naive Python loop']:.3f} s | {s['plain batch replication']:.3f} s | "
+            f"{ours:.4f} s | {s['one deterministic forward']:.4f} s | **{s['plain batch replication'] / ours:.1f}x** | "
+            f"{s['naive Python loop'] / ours:.1f}x | {ours / s['one deterministic forward']:.2f}x |"
+        )
     print()
     for r in results:
         print(f"{r['case']}: {r['describe']}")
     memory = memory_case()
     for kind, label in (("heap", "heap in use"), ("rss", "resident set")):
         small, large = memory[10][kind], memory[1000][kind]
-        print(f"memory (b), peak extra {label} during predict, samples not kept: T=10: {small / 2**20:.1f} MiB, "
-              f"T=1,000: {large / 2**20:.1f} MiB, ratio {large / max(small, 1):.2f}x")
+        print(
+            f"memory (b), peak extra {label} during predict, samples not kept: T=10: {small / 2**20:.1f} MiB, "
+            f"T=1,000: {large / 2**20:.1f} MiB, ratio {large / max(small, 1):.2f}x"
+        )
     if args.json:
         payload = {"machine": machine, "cases": results, "memory_peak_extra_bytes": memory}
         tmp = args.json + ".tmp"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import bayesdrop
 from bayesdrop import _io, _wrap, layers, uncertainty
 
 README = Path(__file__).resolve().parents[1] / "README.md"

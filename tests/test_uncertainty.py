@@ -23,7 +23,13 @@ def _reference_scipy_decomposition(probs: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 @settings(max_examples=30, deadline=None)
-@given(b=st.integers(1, 4), t=st.integers(1, 12), c=st.integers(2, 6), seed=st.integers(0, 10_000), scale=st.floats(0.1, 20))
+@given(
+    b=st.integers(1, 4),
+    t=st.integers(1, 12),
+    c=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+    scale=st.floats(0.1, 20),
+)
 def test_decomposition_matches_scipy(b, t, c, seed, scale):
     gen = torch.Generator().manual_seed(seed)
     log_probs = torch.log_softmax(scale * torch.randn(b, t, c, generator=gen, dtype=torch.float64), -1)

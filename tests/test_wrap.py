@@ -53,7 +53,15 @@ def test_batchnorm_buffers_and_flags_untouched(method, p):
 @pytest.mark.parametrize("make", [ConvBN, Functional, ReversedOrder, Untraceable, all_dropout_modules])
 def test_unwrap_restores_model_exactly(make):
     model = make().eval()
-    x = IMAGES if make is ConvBN else (torch.randn(4, 2, 8, 8) if make is all_dropout_modules else torch.randn(4, {Functional: 6, ReversedOrder: 5, Untraceable: 4}[make]))
+    x = (
+        IMAGES
+        if make is ConvBN
+        else (
+            torch.randn(4, 2, 8, 8)
+            if make is all_dropout_modules
+            else torch.randn(4, {Functional: 6, ReversedOrder: 5, Untraceable: 4}[make])
+        )
+    )
     reference = model(x)
     before = _state(model)
     mc = bd.wrap(model, p=0.2 if make is all_dropout_modules else None)
@@ -186,7 +194,9 @@ def test_dropout_rate_and_scaling_are_right():
 
 def test_gaussian_noise_has_variance_p_over_1_minus_p():
     model = nn.Sequential(nn.Dropout(0.2)).eval()
-    pred = bd.wrap(model, task="regression", method="gaussian").predict(torch.ones(1, 2000), samples=20, seed=0, keep_samples=True)
+    pred = bd.wrap(model, task="regression", method="gaussian").predict(
+        torch.ones(1, 2000), samples=20, seed=0, keep_samples=True
+    )
     values = pred.samples.flatten()
     assert abs(values.mean().item() - 1) < 0.01
     assert abs(values.var().item() - 0.25) < 0.01
@@ -194,7 +204,9 @@ def test_gaussian_noise_has_variance_p_over_1_minus_p():
 
 def test_alpha_dropout_matches_torch_statistics():
     x = torch.randn(1, 20000)
-    pred = bd.wrap(nn.Sequential(nn.AlphaDropout(0.2)).eval(), task="regression").predict(x, samples=10, seed=0, keep_samples=True)
+    pred = bd.wrap(nn.Sequential(nn.AlphaDropout(0.2)).eval(), task="regression").predict(
+        x, samples=10, seed=0, keep_samples=True
+    )
     ours = pred.samples.flatten()
     torch_out = F.alpha_dropout(x.repeat(10, 1), 0.2, training=True).flatten()
     assert abs(ours.mean() - torch_out.mean()) < 0.02 and abs(ours.std() - torch_out.std()) < 0.02
@@ -257,6 +269,7 @@ def test_grad_path_keeps_gradients_and_default_does_not():
 
 # -- errors -------------------------------------------------------------------------------------
 
+
 def test_nothing_stochastic_is_an_error_naming_p():
     with pytest.raises(bd.BayesdropError, match="nothing stochastic.*`p`"):
         bd.wrap(NoDropout())
@@ -310,7 +323,7 @@ def test_input_the_model_rejects_names_x_and_the_shape():
 def test_samples_without_keep_samples_is_an_error():
     pred = bd.wrap(ConvBN().eval()).predict(IMAGES, samples=2)
     with pytest.raises(bd.BayesdropError, match="keep_samples=True"):
-        pred.samples
+        _ = pred.samples
 
 
 def test_regression_target_without_tau_is_an_error():

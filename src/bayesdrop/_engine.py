@@ -35,9 +35,7 @@ def _is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, torch.OutOfMemoryError):
         return True
     message = str(error)
-    return isinstance(error, RuntimeError) and (
-        "out of memory" in message or "can't allocate memory" in message
-    )
+    return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
 
 
 class _TallyMode(StochasticMode):
@@ -79,14 +77,14 @@ def run_samples(
     Returns:
         The measured bytes per sample (for sizing later chunks), or the hint given.
     """
-    batch = next(v.shape[0] for v, flag in zip(inputs, batch_dependent) if flag)
+    batch = next(v.shape[0] for v, flag in zip(inputs, batch_dependent, strict=False) if flag)
     bytes_per_sample = bytes_per_sample_hint
     done = 0
     if chunk is None and bytes_per_sample is None:
         mode = _TallyMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map)
         with mode:
             out = forward(*inputs)
-        input_bytes = sum(v.nelement() * v.element_size() for v, f in zip(inputs, batch_dependent) if f)
+        input_bytes = sum(v.nelement() * v.element_size() for v, f in zip(inputs, batch_dependent, strict=False) if f)
         bytes_per_sample = float(max(mode.bytes + mode.extra_bytes + input_bytes, 1))
         consume(_split_samples(out, 1, batch), 1)
         done = 1
@@ -95,7 +93,7 @@ def run_samples(
     while done < samples:
         n = min(chunk, samples - done)
         try:
-            replicated = [replicate(v, n) if flag else v for v, flag in zip(inputs, batch_dependent)]
+            replicated = [replicate(v, n) if flag else v for v, flag in zip(inputs, batch_dependent, strict=False)]
             with StochasticMode(plan, CounterNoise(seed, stream, done, n), index_map=index_map):
                 out = forward(*replicated)
             del replicated
@@ -208,7 +206,10 @@ class ClassificationReducer:
         log_likelihood = None
         if self.target is not None:
             log_likelihood = log_mean.gather(1, self.target.long().view(-1, 1)).squeeze(1)
-        cast = lambda t: None if t is None else t.to(self.dtype)
+
+        def cast(t):
+            return None if t is None else t.to(self.dtype)
+
         kept = torch.cat(self.kept).transpose(0, 1).contiguous() if self.keep_samples else None
         return Prediction(
             task="classification",
@@ -293,8 +294,13 @@ class RegressionReducer:
             aleatoric = torch.zeros_like(mean)
         total = aleatoric + epistemic
         log_likelihood = None if self.ll_sum is None else self.ll_sum - math.log(count)
-        cast = lambda t: None if t is None else t.to(self.dtype)
-        stack = lambda kept: torch.cat(kept).transpose(0, 1).contiguous() if kept else None
+
+        def cast(t):
+            return None if t is None else t.to(self.dtype)
+
+        def stack(kept):
+            return torch.cat(kept).transpose(0, 1).contiguous() if kept else None
+
         return Prediction(
             task="regression",
             n_samples=count,

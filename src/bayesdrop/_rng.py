@@ -32,9 +32,7 @@ def _philox_uint32(key: tuple[int, int], first_counter: int, n_counters: int) ->
     return bit_generator.random_raw(n_counters * 4).view(np.uint32)
 
 
-def uniform_bits(
-    seed: int, stream: int, site: int, first_sample: int, n_samples: int, per_sample: int
-) -> np.ndarray:
+def uniform_bits(seed: int, stream: int, site: int, first_sample: int, n_samples: int, per_sample: int) -> np.ndarray:
     """Random uint32 values of shape ``(n_samples, per_sample)``.
 
     Row ``i`` holds the bits of sample ``first_sample + i``; the same ``(seed, stream, site,
@@ -50,10 +48,8 @@ def uniform_bits(
     else:
         bounds = np.linspace(0, n_samples, min(workers, n_samples) + 1).astype(int)
         futures = [
-            _executor().submit(
-                _philox_uint32, key, first + lo * counters_per_sample, (hi - lo) * counters_per_sample
-            )
-            for lo, hi in zip(bounds[:-1], bounds[1:])
+            _executor().submit(_philox_uint32, key, first + lo * counters_per_sample, (hi - lo) * counters_per_sample)
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False)
         ]
         bits = np.concatenate([f.result() for f in futures])
     return bits.reshape(n_samples, counters_per_sample * _UINT32_PER_COUNTER)[:, :per_sample]
@@ -65,8 +61,14 @@ def keep_threshold(p: float) -> np.uint32:
 
 
 def bernoulli_keep(
-    seed: int, stream: int, site: int, first_sample: int, n_samples: int, shape: torch.Size,
-    p: float, device: torch.device,
+    seed: int,
+    stream: int,
+    site: int,
+    first_sample: int,
+    n_samples: int,
+    shape: torch.Size,
+    p: float,
+    device: torch.device,
 ) -> torch.Tensor:
     """Boolean keep-mask of ``shape`` (dim 0 = n_samples * rows, sample-major), P(keep) = 1 - p."""
     per_sample = shape.numel() // n_samples
@@ -76,8 +78,14 @@ def bernoulli_keep(
 
 
 def standard_normal(
-    seed: int, stream: int, site: int, first_sample: int, n_samples: int, shape: torch.Size,
-    dtype: torch.dtype, device: torch.device,
+    seed: int,
+    stream: int,
+    site: int,
+    first_sample: int,
+    n_samples: int,
+    shape: torch.Size,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> torch.Tensor:
     """Standard normal values of ``shape`` (Box-Muller on counter-based bits), sample-major."""
     per_sample = shape.numel() // n_samples

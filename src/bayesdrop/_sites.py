@@ -111,9 +111,7 @@ class CounterNoise(Noise):
         self.first_sample, self.n_samples = first_sample, n_samples
 
     def keep_mask(self, site, shape, p, device):
-        return _rng.bernoulli_keep(
-            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device
-        )
+        return _rng.bernoulli_keep(self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device)
 
     def normal(self, site, shape, dtype, device):
         return _rng.standard_normal(
@@ -243,7 +241,9 @@ class StochasticMode(TorchFunctionMode):
             weights = weight * (1.0 + std * self.noise.normal(site, shape, weight.dtype, weight.device))
         else:
             keep = self.noise.keep_mask(site, shape, rate, weight.device)
-            weights = torch.where(keep, weight * (1.0 / (1.0 - rate)), torch.zeros((), dtype=weight.dtype, device=weight.device))
+            weights = torch.where(
+                keep, weight * (1.0 / (1.0 - rate)), torch.zeros((), dtype=weight.dtype, device=weight.device)
+            )
         self.extra_bytes += weights.nelement() * weights.element_size() * 2
         if func is F.linear:
             return _per_sample_linear(x, weights, bias)
@@ -263,6 +263,7 @@ class StochasticMode(TorchFunctionMode):
         else:
             kwargs["dropout_p"] = rate
         kwargs["training"], kwargs["need_weights"] = True, True
+
         # Inside, torch applies `dropout` (looked up in torch.nn.functional at call time) to the
         # attention weights, with no torch-function mode active: route that one call to our noise.
         def attention_dropout(input, p=0.5, training=True, inplace=False):
@@ -293,7 +294,7 @@ class StochasticMode(TorchFunctionMode):
 def _attention_with_dropout(args, kwargs, drop: Callable[[Tensor], Tensor]) -> Tensor:
     """scaled_dot_product_attention written out, with ``drop`` on the attention weights."""
     names = ["query", "key", "value", "attn_mask", "dropout_p", "is_causal"]
-    bound = dict(zip(names, args))
+    bound = dict(zip(names, args, strict=False))
     bound.update(kwargs)
     if bound.get("enable_gqa", False):
         raise NotImplementedError("bayesdrop: scaled_dot_product_attention(enable_gqa=True) with dropout")
@@ -322,7 +323,7 @@ def _per_sample_linear(x: Tensor, weights: Tensor, bias: Tensor | None) -> Tenso
 def _per_sample_conv(func, x: Tensor, weights: Tensor, bias, rest, kwargs) -> Tensor:
     """Conv with a different weight per sample block, as one grouped convolution."""
     names = ["stride", "padding", "dilation", "groups"]
-    options = dict(zip(names, rest))
+    options = dict(zip(names, rest, strict=False))
     options.update(kwargs)
     groups = int(options.pop("groups", 1))
     n = weights.shape[0]

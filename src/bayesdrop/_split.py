@@ -104,10 +104,7 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int) -> Spl
                 changed = True
     output = next(n for n in graph.nodes if n.op == "output")
     tail.add(output)
-    boundary = [
-        n for n in graph.nodes
-        if n not in tail and n in dependent and any(u in tail for u in n.users)
-    ]
+    boundary = [n for n in graph.nodes if n not in tail and n in dependent and any(u in tail for u in n.users)]
     batch_dependent = []
     for node in boundary:
         value = probe.values[node]
@@ -140,7 +137,10 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int) -> Spl
     prefix_module = fx.GraphModule(gm, prefix_graph, "Prefix")
     tail_module = fx.GraphModule(gm, tail_graph, "Tail")
     tail_sites = [i for node in graph.nodes if node in tail for i in probe.sites.get(node, ())]
-    count = lambda g: sum(1 for n in g.nodes if n.op in ("call_module", "call_function", "call_method"))
+
+    def count(g):
+        return sum(1 for n in g.nodes if n.op in ("call_module", "call_function", "call_method"))
+
     return Split(
         prefix=prefix_module,
         tail=tail_module,

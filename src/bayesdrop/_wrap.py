@@ -58,9 +58,9 @@ def _static_dropout_sites(model: nn.Module) -> int:
 
 
 def _functional_dropout_nodes(gm: torch.fx.GraphModule) -> int:
-    from ._sites import _DROPOUT_FUNCTIONS
-
     import torch.nn.functional as F
+
+    from ._sites import _DROPOUT_FUNCTIONS
 
     possible = set(_DROPOUT_FUNCTIONS) | {F.scaled_dot_product_attention, F.multi_head_attention_forward}
     return sum(1 for n in gm.graph.nodes if n.op == "call_function" and n.target in possible)
@@ -119,12 +119,17 @@ class MCModel(nn.Module):
             if isinstance(item, type):
                 found = [(n, m) for n, m in named.items() if isinstance(m, item) and isinstance(m, _WEIGHT_LAYERS)]
                 if not found:
-                    raise expected("layers", f"layer types present in {type(self.model).__name__} "
-                                   "(Linear / Conv1d / Conv2d / Conv3d)", item.__name__)
+                    raise expected(
+                        "layers",
+                        f"layer types present in {type(self.model).__name__} (Linear / Conv1d / Conv2d / Conv3d)",
+                        item.__name__,
+                    )
             elif isinstance(item, str):
                 if item not in named:
                     options = ", ".join(n for n, _ in candidates) or "none"
-                    raise expected("layers", f"names of Linear/Conv layers of {type(self.model).__name__} ({options})", item)
+                    raise expected(
+                        "layers", f"names of Linear/Conv layers of {type(self.model).__name__} ({options})", item
+                    )
                 if not isinstance(named[item], _WEIGHT_LAYERS):
                     raise expected("layers", "names of Linear or Conv layers", f"{item} ({type(named[item]).__name__})")
                 found = [(item, named[item])]
@@ -139,7 +144,9 @@ class MCModel(nn.Module):
                 what = "method='dropconnect'" if self.method is Method.DROPCONNECT else "`layers`"
                 raise expected("p", f"a rate in [0, 1) with {what} (the model has no rate for it)", None)
             if not self._layer_names:
-                raise BayesdropError(f"{type(self.model).__name__} has no Linear or Conv layer for method='{self.method.value}'.")
+                raise BayesdropError(
+                    f"{type(self.model).__name__} has no Linear or Conv layer for method='{self.method.value}'."
+                )
             return
         if self.p is not None or _static_dropout_sites(self.model):
             return
@@ -157,14 +164,24 @@ class MCModel(nn.Module):
     # -- training-time forward -------------------------------------------------------------
     def forward(self, *args, **kwargs):
         """The model's own forward; in train mode with the method's noise switched on."""
-        native = self.method is Method.DROPOUT and not self._layers_given and (
-            not self._prepared or self._plan.active is None or not self._inserted_dropout()
+        native = (
+            self.method is Method.DROPOUT
+            and not self._layers_given
+            and (not self._prepared or self._plan.active is None or not self._inserted_dropout())
         )
         if not self.training or native:
             return self.model(*args, **kwargs)
-        plan = self._plan if self._prepared else SitePlan(
-            self.method, self.p, None, self._plan.weights, self._plan.weight_kind,
-            self._plan.catch_dropout_calls,
+        plan = (
+            self._plan
+            if self._prepared
+            else SitePlan(
+                self.method,
+                self.p,
+                None,
+                self._plan.weights,
+                self._plan.weight_kind,
+                self._plan.catch_dropout_calls,
+            )
         )
         with StochasticMode(plan, TorchNoise()):
             return self.model(*args, **kwargs)
@@ -252,10 +269,14 @@ class MCModel(nn.Module):
             full_out = self._sample_raw(probe, 2, seed=12345, split=None)
             same = all(
                 torch.allclose(a, b, rtol=1e-4, atol=1e-5)
-                for a, b in zip(torch.utils._pytree.tree_leaves(split_out), torch.utils._pytree.tree_leaves(full_out))
+                for a, b in zip(
+                    torch.utils._pytree.tree_leaves(split_out), torch.utils._pytree.tree_leaves(full_out), strict=False
+                )
             )
         except Exception as error:  # noqa: BLE001
-            self._split_note = f"full replication: the split graph failed on the input ({type(error).__name__}: {error})"
+            self._split_note = (
+                f"full replication: the split graph failed on the input ({type(error).__name__}: {error})"
+            )
             return
         if not same:
             self._split_note = "full replication: the split model disagreed with the full model on the input"
@@ -269,8 +290,20 @@ class MCModel(nn.Module):
     def _sample_raw(self, inputs: tuple, samples: int, seed: int, split) -> object:
         outputs = []
         forward, values, flags, index_map = self._stages(inputs, split)
-        run_samples(forward, values, flags, self._plan, index_map, samples, seed, 0, samples,
-                    self._budget(inputs), None, lambda out, n: outputs.append(out))
+        run_samples(
+            forward,
+            values,
+            flags,
+            self._plan,
+            index_map,
+            samples,
+            seed,
+            0,
+            samples,
+            self._budget(inputs),
+            None,
+            lambda out, n: outputs.append(out),
+        )
         return outputs[0]
 
     def _stages(self, inputs: tuple, split):
@@ -348,14 +381,28 @@ class MCModel(nn.Module):
                 reducer = ClassificationReducer(self.output, keep_samples, target)
             else:
                 if target is not None and self.output == "mean" and self.tau is None:
-                    raise expected("tau", "the model precision (a positive float) to score targets of a point-output regression model", None)
+                    raise expected(
+                        "tau",
+                        "the model precision (a positive float) to score targets of a point-output regression model",
+                        None,
+                    )
                 reducer = RegressionReducer(self.output, self.tau, keep_samples, target)
             forward, values, flags, index_map = self._stages(inputs, self._split)
-            key = tuple((tuple(v.shape), v.dtype) for v, f in zip(values, flags) if f)
+            key = tuple((tuple(v.shape), v.dtype) for v, f in zip(values, flags, strict=False) if f)
             try:
                 measured = run_samples(
-                    forward, values, flags, self._plan, index_map, samples, seed, stream,
-                    chunk_size, self._budget(inputs), self._bytes_per_sample.get(key), reducer.update,
+                    forward,
+                    values,
+                    flags,
+                    self._plan,
+                    index_map,
+                    samples,
+                    seed,
+                    stream,
+                    chunk_size,
+                    self._budget(inputs),
+                    self._bytes_per_sample.get(key),
+                    reducer.update,
                 )
             except BayesdropError:
                 raise
@@ -387,7 +434,9 @@ class MCModel(nn.Module):
             raise expected("target", f"{batch} rows (one per input row)", f"{target.shape[0]} rows")
         if self.task is Task.CLASSIFICATION:
             if target.dim() != 1 or target.dtype.is_floating_point:
-                raise expected("target", "a (B,) tensor of integer class labels", f"{target.dtype} of shape {tuple(target.shape)}")
+                raise expected(
+                    "target", "a (B,) tensor of integer class labels", f"{target.dtype} of shape {tuple(target.shape)}"
+                )
         return target.to(device)
 
     def predict_loader(
@@ -456,11 +505,28 @@ class MCModel(nn.Module):
                 flags, index_map, tail = self._split.batch_dependent, self._split.tail_sites, self._split.tail
             counter = FlopCounterMode(display=False)
             with counter:
-                run_samples(tail, values, flags, self._plan, index_map, 1, 0, 0, 1,
-                            self._budget(inputs), None, lambda out, n: None)
+                run_samples(
+                    tail,
+                    values,
+                    flags,
+                    self._plan,
+                    index_map,
+                    1,
+                    0,
+                    0,
+                    1,
+                    self._budget(inputs),
+                    None,
+                    lambda out, n: None,
+                )
             per_sample = int(counter.get_total_flops())
-        return {"prefix": prefix, "per_sample": per_sample, "engine": prefix + samples * per_sample,
-                "forward": forward, "naive": samples * forward}
+        return {
+            "prefix": prefix,
+            "per_sample": per_sample,
+            "engine": prefix + samples * per_sample,
+            "forward": forward,
+            "naive": samples * forward,
+        }
 
     # -- reporting ---------------------------------------------------------------------------------
     @property
@@ -476,12 +542,15 @@ class MCModel(nn.Module):
         """What was made stochastic and how sampling runs."""
         lines = [
             f"MCModel({type(self.model).__name__}): task={self.task.value}, method={self.method.value}, "
-            f"output={self.output}" + (f", p={self.p}" if self.p is not None else "")
+            f"output={self.output}"
+            + (f", p={self.p}" if self.p is not None else "")
             + (", last_layer=True" if self.last_layer else "")
         ]
         if not self._prepared:
             static = _static_dropout_sites(self.model)
-            lines.append(f"stochastic sites: decided on the first predict ({static} dropout module(s) found statically)")
+            lines.append(
+                f"stochastic sites: decided on the first predict ({static} dropout module(s) found statically)"
+            )
         else:
             active = [s for s in self._sites if s.index in self._plan.active]
             lines.append(f"stochastic sites ({len(active)} active, execution order):")
@@ -516,10 +585,21 @@ def _concatenate(results: list[Prediction]) -> Prediction:
     return Prediction(
         task=first.task,
         n_samples=first.n_samples,
-        **{name: cat(name) for name in (
-            "mean", "total", "aleatoric", "epistemic", "variance", "log_mean", "variation_ratio",
-            "log_likelihood", "kept_samples", "kept_sample_variances",
-        )},
+        **{
+            name: cat(name)
+            for name in (
+                "mean",
+                "total",
+                "aleatoric",
+                "epistemic",
+                "variance",
+                "log_mean",
+                "variation_ratio",
+                "log_likelihood",
+                "kept_samples",
+                "kept_sample_variances",
+            )
+        },
     )
 
 
@@ -574,15 +654,26 @@ def wrap(
     if output is None:
         output = _OUTPUTS[task_value][0]
     elif output not in _OUTPUTS[task_value]:
-        raise expected("output", f"one of {', '.join(map(repr, _OUTPUTS[task_value]))} for task='{task_value.value}'", output)
+        raise expected(
+            "output", f"one of {', '.join(map(repr, _OUTPUTS[task_value]))} for task='{task_value.value}'", output
+        )
     if tau is not None and (isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0):
         raise expected("tau", "a positive float", tau)
     if tau is not None and task_value is Task.CLASSIFICATION:
         raise expected("tau", "None for task='classification'", tau)
     if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget < 1):
         raise expected("memory_budget", "None or a positive number of bytes", memory_budget)
-    mc = MCModel(model, task_value, method_value, p, bool(last_layer), layers, output,
-                 None if tau is None else float(tau), memory_budget)
+    mc = MCModel(
+        model,
+        task_value,
+        method_value,
+        p,
+        bool(last_layer),
+        layers,
+        output,
+        None if tau is None else float(tau),
+        memory_budget,
+    )
     if example_input is not None:
         inputs = mc._as_inputs(example_input)
         with mc._eval_mode(), torch.no_grad():

@@ -91,7 +91,6 @@ def concrete_regularization(model: nn.Module) -> Tensor:
     terms = [m.regularization() for m in model.modules() if isinstance(m, ConcreteDropout)]
     if not terms:
         raise BayesdropError(
-            f"Expected argument `model` to contain ConcreteDropout layers, but "
-            f"{type(model).__name__} has none."
+            f"Expected argument `model` to contain ConcreteDropout layers, but {type(model).__name__} has none."
         )
     return torch.stack([torch.as_tensor(t) for t in terms]).sum()

@@ -28,8 +28,7 @@ __all__ = [
 def _check_samples(log_probs: Tensor, name: str) -> None:
     if log_probs.dim() != 3:
         raise BayesdropError(
-            f"Expected argument `{name}` to be a (B, T, C) tensor, but got shape "
-            f"{tuple(log_probs.shape)}."
+            f"Expected argument `{name}` to be a (B, T, C) tensor, but got shape {tuple(log_probs.shape)}."
         )
 
 
