@@ -5,4 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/env.sh
+# On the project's machines the MNIST test set sits in ../shared/data: use it as the OOD set.
+if [ -z "${BAYESDROP_DATA:-}" ] && [ -d ../shared/data/mnist ]; then
+  export BAYESDROP_DATA="$(cd ../shared/data && pwd)"
+fi
 exec bayesdrop quickstart "$@"

@@ -415,6 +415,9 @@ def evaluate_model(
         ood_loader = _loader(ood_data, batch_size, shuffle=False, seed=0, workers=0)
         ood_pred = mc.predict_loader(  # type: ignore[operator]
             ood_loader, samples=samples, seed=seed + 1, progress=progress)
-    scores = _metrics.evaluate(pred, targets, ood=ood_pred)
+    first = test_data[0]
+    example = (first[0] if isinstance(first, (tuple, list)) else first).unsqueeze(0).to(pred.mean.device)
+    # Complexity per input: parameters, FLOPs of one forward and of MC prediction (naive and engine).
+    scores = _metrics.evaluate(pred, targets, ood=ood_pred, model=mc, inputs=example)
     return Evaluation(prediction=pred, targets=targets, metrics=dict(scores),
                       ood_prediction=ood_pred)
