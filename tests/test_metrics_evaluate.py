@@ -13,32 +13,11 @@ import torch
 from torch import nn
 
 import bayesdrop as bd
+from _predictions import classification_prediction
 from bayesdrop import BayesdropError, Prediction, metrics
 from bayesdrop.uncertainty import (
-    expected_entropy,
     mixture_moments,
-    mutual_information,
-    predictive_entropy,
-    variation_ratio,
 )
-
-
-def _classification_prediction(log_p: torch.Tensor, keep: bool = False) -> Prediction:
-    """A Prediction built by hand from ``(B, T, C)`` per-sample log-probabilities."""
-    t = log_p.shape[1]
-    probs = log_p.exp()
-    return Prediction(
-        task="classification",
-        n_samples=t,
-        mean=probs.mean(1),
-        total=predictive_entropy(log_p),
-        aleatoric=expected_entropy(log_p),
-        epistemic=mutual_information(log_p),
-        variance=probs.var(1, correction=0),
-        log_mean=torch.logsumexp(log_p, 1) - math.log(t),
-        variation_ratio=variation_ratio(log_p),
-        kept_samples=probs if keep else None,
-    )
 
 
 def _regression_prediction(means: torch.Tensor, variances: torch.Tensor) -> Prediction:
@@ -70,9 +49,9 @@ def _classification_data(seed: int = 0, n: int = 120, t: int = 8, c: int = 4):
     target = torch.randint(0, c, (n,), generator=g)
     logits = torch.randn(n, t, c, generator=g, dtype=torch.float64) * 2
     logits[torch.arange(n), :, target] += 1.5  # better than chance
-    pred = _classification_prediction(torch.log_softmax(logits, -1))
+    pred = classification_prediction(torch.log_softmax(logits, -1))
     ood_logits = torch.randn(50, t, c, generator=g, dtype=torch.float64)
-    ood = _classification_prediction(torch.log_softmax(ood_logits, -1))
+    ood = classification_prediction(torch.log_softmax(ood_logits, -1))
     return pred, target, ood
 
 
@@ -121,9 +100,7 @@ def test_regression_matches_the_metric_functions() -> None:
     assert r["mc_log_likelihood"] == pytest.approx(
         metrics.mc_log_likelihood(pred.samples, y, variances=pred.sample_variances)
     )
-    assert r["crps"] == pytest.approx(
-        metrics.crps_mixture(pred.samples, y, variances=pred.sample_variances)
-    )
+    assert r["crps"] == pytest.approx(metrics.crps_mixture(pred.samples, y, variances=pred.sample_variances))
     assert r["picp_90"] == pytest.approx(metrics.picp(pred.mean, pred.total, y, 0.9))
     assert r["width_90"] == pytest.approx(metrics.interval_width(pred.total, 0.9))
     assert r["qce"] == pytest.approx(metrics.quantile_calibration_error(pred.mean, pred.total, y))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -10,13 +9,10 @@ import sys
 import pytest
 import torch
 
+from _predictions import classification_prediction
 from bayesdrop import BayesdropError, Prediction, metrics, plots
 from bayesdrop.uncertainty import (
-    expected_entropy,
     mixture_moments,
-    mutual_information,
-    predictive_entropy,
-    variation_ratio,
 )
 
 
@@ -26,28 +22,14 @@ def _classification(n: int = 80, t: int = 12, c: int = 3, seed: int = 0, shift: 
     logits = torch.randn(n, t, c, generator=g, dtype=torch.float64) * 1.5
     logits[torch.arange(n), :, y] += shift
     log_p = torch.log_softmax(logits, -1)
-    probs = log_p.exp()
-    pred = Prediction(
-        task="classification",
-        n_samples=t,
-        mean=probs.mean(1),
-        total=predictive_entropy(log_p),
-        aleatoric=expected_entropy(log_p),
-        epistemic=mutual_information(log_p),
-        variance=probs.var(1, correction=0),
-        log_mean=torch.logsumexp(log_p, 1) - math.log(t),
-        variation_ratio=variation_ratio(log_p),
-        kept_samples=probs,
-    )
+    pred = classification_prediction(log_p, keep=True)
     return pred, y
 
 
 def _regression(n: int = 50, t: int = 10, aleatoric: float = 0.05):
     g = torch.Generator().manual_seed(1)
     x = torch.linspace(-3, 3, n)
-    means = torch.sin(x)[:, None, None] + 0.1 * x.abs()[:, None, None] * torch.randn(
-        n, t, 1, generator=g
-    )
+    means = torch.sin(x)[:, None, None] + 0.1 * x.abs()[:, None, None] * torch.randn(n, t, 1, generator=g)
     variances = torch.full_like(means, aleatoric) if aleatoric else None
     mean, ale, epi = mixture_moments(means, variances)
     pred = Prediction(
@@ -126,9 +108,7 @@ def test_ood_histogram_reports_the_auroc() -> None:
 @pytest.mark.parametrize("aleatoric", [0.05, 0.0])
 def test_regression_bands(tmp_path, aleatoric: float) -> None:
     x, pred = _regression(aleatoric=aleatoric)
-    fig = plots.regression_bands(
-        x, pred, targets=pred.mean.flatten(), train_x=x[::5], train_y=pred.mean[::5], k=2.0
-    )
+    fig = plots.regression_bands(x, pred, targets=pred.mean.flatten(), train_x=x[::5], train_y=pred.mean[::5], k=2.0)
     ax = fig.axes[0]
     labels = [c.get_label() for c in ax.collections]
     if aleatoric:
@@ -153,10 +133,7 @@ def test_saving_is_atomic_and_clean(tmp_path) -> None:
 
 
 def test_matplotlib_is_imported_lazily() -> None:
-    code = (
-        "import sys, bayesdrop, bayesdrop.metrics, bayesdrop.plots;"
-        "print('matplotlib' in sys.modules)"
-    )
+    code = "import sys, bayesdrop, bayesdrop.metrics, bayesdrop.plots;print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -96,3 +96,13 @@ def mlp_trunk(
     if not layers:
         layers.append(nn.Identity())
     return nn.Sequential(*layers)
+
+
+# Placements of conv + fully connected networks (LeNet-5, ConvNet, VGG).
+CONV_FC_PLACEMENTS = {
+    "fc": frozenset({"fc_hidden", "last"}),
+    "last": frozenset({"last"}),
+    "conv": frozenset({"conv"}),
+    "all": frozenset({"conv", "fc_hidden", "last"}),
+    "none": frozenset(),
+}

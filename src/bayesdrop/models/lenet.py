@@ -5,17 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._common import check_common, check_positive_int, check_rate, resolve_placement
+from ._common import CONV_FC_PLACEMENTS, check_common, check_positive_int, check_rate, resolve_placement
 
 __all__ = ["LeNet5", "ConvNet"]
-
-_CONV_FC_CHOICES = {
-    "fc": frozenset({"fc_hidden", "last"}),
-    "last": frozenset({"last"}),
-    "conv": frozenset({"conv"}),
-    "all": frozenset({"conv", "fc_hidden", "last"}),
-    "none": frozenset(),
-}
 
 
 class LeNet5(nn.Module):
@@ -49,7 +41,7 @@ class LeNet5(nn.Module):
         super().__init__()
         check_common(in_channels, num_classes, input_size)
         p = check_rate(dropout)
-        spots = resolve_placement(placement, _CONV_FC_CHOICES)
+        spots = resolve_placement(placement, CONV_FC_PLACEMENTS)
         conv_drop = [nn.Dropout(p)] if "conv" in spots else []
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=2 if input_size == 28 else 0),
@@ -106,7 +98,7 @@ class ConvNet(nn.Module):
         check_positive_int("width", width)
         check_positive_int("hidden", hidden)
         p = check_rate(dropout)
-        spots = resolve_placement(placement, _CONV_FC_CHOICES)
+        spots = resolve_placement(placement, CONV_FC_PLACEMENTS)
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             layers: list[nn.Module] = [

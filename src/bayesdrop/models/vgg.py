@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import expected
-from ._common import check_common, check_positive_int, check_rate, resolve_placement
+from ._common import CONV_FC_PLACEMENTS, check_common, check_positive_int, check_rate, resolve_placement
 
 __all__ = ["VGG"]
 
@@ -15,13 +15,6 @@ _CONFIGS: dict[int, list[int | str]] = {
     11: [1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M"],
     13: [1, 1, "M", 2, 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M"],
     16: [1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M"],
-}
-_VGG_CHOICES = {
-    "fc": frozenset({"fc_hidden", "last"}),
-    "last": frozenset({"last"}),
-    "conv": frozenset({"conv"}),
-    "all": frozenset({"conv", "fc_hidden", "last"}),
-    "none": frozenset(),
 }
 
 
@@ -63,7 +56,7 @@ class VGG(nn.Module):
         check_positive_int("width", width)
         check_positive_int("hidden", hidden)
         p = check_rate(dropout)
-        spots = resolve_placement(placement, _VGG_CHOICES)
+        spots = resolve_placement(placement, CONV_FC_PLACEMENTS)
         config = list(_CONFIGS[depth])
         if input_size == 28:  # 28 -> 14 -> 7 -> 3 -> 1: a fifth pool would leave nothing
             config = config[:-1]
