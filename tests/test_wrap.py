@@ -345,3 +345,13 @@ def test_gaussian_head_regression_mixture():
     dist = torch.distributions.Normal(pred.samples, pred.sample_variances.sqrt())
     direct = torch.logsumexp(dist.log_prob(y[:, None]).sum(-1), 1) - torch.log(torch.tensor(64.0))
     torch.testing.assert_close(pred.log_likelihood, direct)
+
+
+def test_gaussian_training_forward_with_p_only_perturbs_dropout_sites():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2))
+    mc = bd.wrap(model, method="gaussian", p=0.2).train()
+    x = torch.randn(3, 4)
+    mc(x)
+    active = [s for s in mc.sites if s.index in mc._plan.active]
+    assert [s.function for s in active] == ["dropout"]  # not the Linear inputs
+    assert not torch.equal(mc(x), mc(x))

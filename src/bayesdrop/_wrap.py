@@ -164,26 +164,15 @@ class MCModel(nn.Module):
     # -- training-time forward -------------------------------------------------------------
     def forward(self, *args, **kwargs):
         """The model's own forward; in train mode with the method's noise switched on."""
-        native = (
-            self.method is Method.DROPOUT
-            and not self._layers_given
-            and (not self._prepared or self._plan.active is None or not self._inserted_dropout())
-        )
-        if not self.training or native:
+        if not self.training:
             return self.model(*args, **kwargs)
-        plan = (
-            self._plan
-            if self._prepared
-            else SitePlan(
-                self.method,
-                self.p,
-                None,
-                self._plan.weights,
-                self._plan.weight_kind,
-                self._plan.catch_dropout_calls,
-            )
-        )
-        with StochasticMode(plan, TorchNoise()):
+        if not self._prepared:  # learn which calls are stochastic (eval-mode probe, flags restored)
+            inputs = self._as_inputs(args)
+            with self._eval_mode(), torch.no_grad():
+                self._prepare(inputs)
+        if self.method is Method.DROPOUT and not self._layers_given and not self._inserted_dropout():
+            return self.model(*args, **kwargs)  # the model's own dropout layers do the work
+        with StochasticMode(self._plan, TorchNoise()):
             return self.model(*args, **kwargs)
 
     def _inserted_dropout(self) -> bool:
