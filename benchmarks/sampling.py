@@ -210,17 +210,20 @@ def main() -> None:
             slow,
         ),
     ]
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    machine = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     print(f"machine: {machine}\n")
     print(
-        "| case | T | naive loop | plain replication | bayesdrop | 1 forward | plain / bayesdrop | naive / bayesdrop | bayesdrop / 1 forward |"
+        "| case | T | naive loop | plain replication | bayesdrop | 1 forward "
+        "| plain / bayesdrop | naive / bayesdrop | bayesdrop / 1 forward |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["seconds"]
         ours = s["bayesdrop"]
         print(
-            f"| {r['case']} | {r['samples']:,} | {s['naive Python loop']:.3f} s | {s['plain batch replication']:.3f} s | "
+            f"| {r['case']} | {r['samples']:,} | {s['naive Python loop']:.3f} s | "
+            f"{s['plain batch replication']:.3f} s | "
             f"{ours:.4f} s | {s['one deterministic forward']:.4f} s | **{s['plain batch replication'] / ours:.1f}x** | "
             f"{s['naive Python loop'] / ours:.1f}x | {ours / s['one deterministic forward']:.2f}x |"
         )

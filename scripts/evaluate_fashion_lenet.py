@@ -60,9 +60,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(args.seed)
     keep = torch.randperm(len(y_train), generator=g)[: args.train_size]
     train = TensorDataset(x_train[keep], y_train[keep])
-    pair = load_ood_pair(
-        "fashion-mnist", mnist_root=args.mnist_root, n=args.test_size, seed=args.seed
-    )
+    pair = load_ood_pair("fashion-mnist", mnist_root=args.mnist_root, n=args.test_size, seed=args.seed)
 
     model = LeNet5(dropout=args.dropout)
     mc = bd.wrap(model)

@@ -75,9 +75,7 @@ class HeteroscedasticMLP(nn.Module):
 
 def train_toy_regression(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.cat(
-        [torch.rand(150, 1, generator=g) * 3 - 4.5, torch.rand(150, 1, generator=g) * 3 + 1]
-    )
+    x = torch.cat([torch.rand(150, 1, generator=g) * 3 - 4.5, torch.rand(150, 1, generator=g) * 3 + 1])
     noise = 0.05 + 0.08 * x.abs()
     y = torch.sin(x) + noise * torch.randn(x.shape, generator=g)
     torch.manual_seed(seed)
@@ -122,9 +120,7 @@ def main() -> None:
     reg, x_train, y_train, x_grid = train_toy_regression()
     mc_reg = bd.wrap(reg, task="regression", output="mean_logvar")
     pred_reg = mc_reg.predict(x_grid, samples=4 * args.samples, seed=0)
-    plots.regression_bands(
-        x_grid, pred_reg, train_x=x_train, train_y=y_train, path=out / "regression_bands.png"
-    )
+    plots.regression_bands(x_grid, pred_reg, train_x=x_train, train_y=y_train, path=out / "regression_bands.png")
     print(f"figures written to {out}/ in {time.perf_counter() - t0:.1f} s")
 
 

@@ -8,13 +8,30 @@ import pytest
 
 from bayesdrop.cli import build_parser, main
 
-TINY_FLAGS = ["--dataset", "digits", "--model", "lenet5", "--epochs", "1", "--train-size", "96",
-              "--test-size", "40", "--samples", "3", "--val-samples", "2", "--batch-size", "48",
-              "--chart-steps", "4", "--no-track"]
+TINY_FLAGS = [
+    "--dataset",
+    "digits",
+    "--model",
+    "lenet5",
+    "--epochs",
+    "1",
+    "--train-size",
+    "96",
+    "--test-size",
+    "40",
+    "--samples",
+    "3",
+    "--val-samples",
+    "2",
+    "--batch-size",
+    "48",
+    "--chart-steps",
+    "4",
+    "--no-track",
+]
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["sweep"], ["evaluate"], ["plot"], ["list"],
-                                     ["quickstart"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["sweep"], ["evaluate"], ["plot"], ["list"], ["quickstart"]])
 def test_help_has_examples(command, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -76,8 +93,7 @@ def test_tiny_run_then_evaluate_plot_and_sweep_listing(tmp_path, monkeypatch, ca
     assert sorted(p.split("/")[-1] for p in printed) == names
     assert "morph_digits_lenet5_dropout_p0.5_T3_s0_img3-to-5.png" in names
 
-    assert main(["sweep", *TINY_FLAGS, "--output-dir", "out", "--samples", "3,6",
-                 "--dry-run"]) == 0
+    assert main(["sweep", *TINY_FLAGS, "--output-dir", "out", "--samples", "3,6", "--dry-run"]) == 0
     states = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert states == ["finished", "pending"]
 
@@ -93,9 +109,11 @@ def test_quickstart_falls_back_to_digits_without_fashion_mnist(monkeypatch, caps
     monkeypatch.setattr(bayesdrop.data, "load_fashion_mnist", missing)
     assert quickstart_dataset() == "digits"
     assert "using scikit-learn's digits" in capsys.readouterr().out
-    cfg = quickstart_config("digits", epochs=None, samples=50, output_dir="runs", data_dir=None,
-                            device="cpu", tracking=True)
+    cfg = quickstart_config(
+        "digits", epochs=None, samples=50, output_dir="runs", data_dir=None, device="cpu", tracking=True
+    )
     assert (cfg.dataset, cfg.model, cfg.method, cfg.samples) == ("digits", "lenet5", "dropout", 50)
-    fashion = quickstart_config("fashion-mnist", epochs=None, samples=50, output_dir="runs",
-                                data_dir=None, device="cpu", tracking=True)
+    fashion = quickstart_config(
+        "fashion-mnist", epochs=None, samples=50, output_dir="runs", data_dir=None, device="cpu", tracking=True
+    )
     assert (fashion.dataset, fashion.epochs, fashion.tracking) == ("fashion-mnist", 2, True)

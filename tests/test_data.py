@@ -61,9 +61,7 @@ def isolated(tmp_path, monkeypatch):
     """No $BAYESDROP_DATA, an empty cache, and no Debian folder: only what a test puts there."""
     monkeypatch.delenv("BAYESDROP_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(
-        mnist, "_FASHION", dataclasses.replace(mnist._FASHION, system_dirs=(str(tmp_path / "deb"),))
-    )
+    monkeypatch.setattr(mnist, "_FASHION", dataclasses.replace(mnist._FASHION, system_dirs=(str(tmp_path / "deb"),)))
     return tmp_path
 
 
@@ -135,9 +133,7 @@ def test_wrong_size_and_labels_are_errors(isolated):
         bdata.load_mnist("test", isolated / "small", verify=False)
     images = np.zeros((10000, 28, 28), np.uint8)
     write(isolated / "bad" / "t10k-images-idx3-ubyte", idx_bytes(images), False)
-    write(
-        isolated / "bad" / "t10k-labels-idx1-ubyte", idx_bytes(np.full(10000, 11, np.uint8)), False
-    )
+    write(isolated / "bad" / "t10k-labels-idx1-ubyte", idx_bytes(np.full(10000, 11, np.uint8)), False)
     with pytest.raises(BayesdropError, match="labels .* 0..9"):
         bdata.load_mnist("test", isolated / "bad", verify=False)
     with pytest.raises(BayesdropError, match="`split`"):
@@ -231,9 +227,7 @@ def test_mnist_test_split(shared_data):
 
 @needs_fashion
 def test_real_fashion_mnist_debian_files(isolated, monkeypatch):
-    monkeypatch.setattr(
-        mnist, "_FASHION", dataclasses.replace(mnist._FASHION, system_dirs=(str(FASHION_DIR),))
-    )
+    monkeypatch.setattr(mnist, "_FASHION", dataclasses.replace(mnist._FASHION, system_dirs=(str(FASHION_DIR),)))
     x, y = bdata.load_fashion_mnist("test")  # found in the Debian folder, checksums verified
     assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.float32
     assert torch.bincount(y).tolist() == [1000] * 10  # Fashion-MNIST is balanced

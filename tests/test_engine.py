@@ -193,11 +193,29 @@ def test_memory_budget_bounds_the_chunk():
     mc = bd.wrap(model, memory_budget=200_000, example_input=x)
     rows.clear()
     mc.predict(x, samples=500, seed=0)
-    assert sum(rows) == 500 * 10
+    assert rows[0] == 10 and sum(rows[1:]) == 500 * 10  # one sample measured and thrown away, then 500
     assert 10 <= max(rows) < 500 * 10  # chunked, not all 500 samples at once
+    chunks = rows[1:]
     rows.clear()
-    bd.wrap(model, example_input=x).predict(x, samples=500, seed=0)
-    assert max(rows) == 499 * 10  # default budget: one sample to measure, then the rest at once
+    mc.predict(x, samples=500, seed=0)
+    assert rows == chunks  # measured once: the second call is sized from memory, no extra pass
+    rows.clear()
+    mc.predict(x[:3], samples=500, seed=0)
+    assert sum(rows) == 500 * 3  # the size is remembered per row, so a smaller batch is not measured again
+    default = bd.wrap(model, example_input=x)
+    rows.clear()
+    default.predict(x, samples=500, seed=0)
+    assert rows == [10, 500 * 10]  # default budget: one sample to measure, then all 500 at once
+
+
+def test_same_call_gives_bitwise_the_same_samples_whatever_came_before():
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 5)).eval()
+    x = torch.randn(33, 20)
+    first = bd.wrap(model).predict(x, samples=40, seed=3, keep_samples=True)
+    mc = bd.wrap(model)
+    mc.predict(x[:7], samples=2, seed=1)  # an earlier call on another batch size
+    again = mc.predict(x, samples=40, seed=3, keep_samples=True)
+    assert torch.equal(first.samples, again.samples)
 
 
 @settings(max_examples=15, deadline=None)

@@ -23,32 +23,46 @@ from bayesdrop.experiments import _run as run_module
 from bayesdrop.experiments.charts import plot_metric_vs, plot_uncertainty_path
 
 # a run of a few seconds: digits, LeNet-5, 1 epoch on 96 images, 40 test images
-TINY = dict(dataset="digits", model="lenet5", epochs=1, train_size=96, test_size=40,
-            val_fraction=0.1, val_samples=2, samples=4, batch_size=48, charts=False,
-            tracking=False)
+TINY = dict(
+    dataset="digits",
+    model="lenet5",
+    epochs=1,
+    train_size=96,
+    test_size=40,
+    val_fraction=0.1,
+    val_samples=2,
+    samples=4,
+    batch_size=48,
+    charts=False,
+    tracking=False,
+)
 
 
 # ----------------------------------------------------------------------------- validation
 def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
-    with pytest.raises(bd.BayesdropError, match="Unknown config key `dropout_rate`; expected "
-                       "one of: dataset, model, model_options, method, rate"):
+    with pytest.raises(
+        bd.BayesdropError,
+        match="Unknown config key `dropout_rate`; expected one of: dataset, model, model_options, method, rate",
+    ):
         load_config({"dropout_rate": 0.5})
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("method", "mcdrop", "`method` to be one of \\('dropout', 'dropconnect', 'gaussian', "
-                         "'concrete'\\)"),
-    ("rate", 1.0, "`rate` to be a number in \\[0, 1\\)"),
-    ("samples", 0, "`samples` to be a positive integer"),
-    ("samples", 2.5, "`samples` to be a positive integer"),
-    ("dataset", "cifar-100", "`dataset` to be one of .*'fashion-mnist'"),
-    ("model", "alexnet", "`model` to be one of .*'lenet5'"),
-    ("optimizer", "rmsprop", "`optimizer` to be one of \\('adam', 'sgd'\\)"),
-    ("charts", "yes", "`charts` to be true or false"),
-    ("device", "gpu", "`device` to be one of"),
-    ("model_options", {"dropout": 0.1}, "`model_options` to be a mapping without"),
-    ("model_options", [64], "`model_options` to be a mapping of constructor argument names"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("method", "mcdrop", "`method` to be one of \\('dropout', 'dropconnect', 'gaussian', 'concrete'\\)"),
+        ("rate", 1.0, "`rate` to be a number in \\[0, 1\\)"),
+        ("samples", 0, "`samples` to be a positive integer"),
+        ("samples", 2.5, "`samples` to be a positive integer"),
+        ("dataset", "cifar-100", "`dataset` to be one of .*'fashion-mnist'"),
+        ("model", "alexnet", "`model` to be one of .*'lenet5'"),
+        ("optimizer", "rmsprop", "`optimizer` to be one of \\('adam', 'sgd'\\)"),
+        ("charts", "yes", "`charts` to be true or false"),
+        ("device", "gpu", "`device` to be one of"),
+        ("model_options", {"dropout": 0.1}, "`model_options` to be a mapping without"),
+        ("model_options", [64], "`model_options` to be a mapping of constructor argument names"),
+    ],
+)
 def test_bad_values_name_the_key_and_allowed_values(key: str, value, message: str) -> None:
     with pytest.raises(bd.BayesdropError, match=message):
         ExperimentConfig(**{key: value})
@@ -82,8 +96,7 @@ def test_yaml_file_and_cli_values(tmp_path) -> None:
 
 # ---------------------------------------------------------------------------- grid, keys
 def test_grid_is_the_cartesian_product() -> None:
-    axes = {"method": ["dropout", "dropconnect", "gaussian"], "rate": [0.1, 0.25],
-            "samples": [5, 50], "seed": [0, 1]}
+    axes = {"method": ["dropout", "dropconnect", "gaussian"], "rate": [0.1, 0.25], "samples": [5, 50], "seed": [0, 1]}
     grid = expand_grid({"dataset": "digits", "model": "mlp", **axes})
     got = [(c.method, c.rate, c.samples, c.seed) for c in grid]
     assert got == list(itertools.product(*axes.values()))
@@ -104,8 +117,9 @@ def test_keys_ignore_bookkeeping_and_share_training_across_samples() -> None:
 
 # ------------------------------------------------------------------------- runs and sweeps
 def test_sweep_resumes_after_interruption_without_redoing_or_losing_runs(tmp_path, monkeypatch):
-    grid = expand_grid({**TINY, "output_dir": str(tmp_path / "out"),
-                        "method": ["dropout", "gaussian"], "samples": [3, 6]})
+    grid = expand_grid(
+        {**TINY, "output_dir": str(tmp_path / "out"), "method": ["dropout", "gaussian"], "samples": [3, 6]}
+    )
     assert len(grid) == 4
     trained, evaluated = [], []
     real_fit, real_eval = run_module.fit, run_module.evaluate_model
@@ -152,11 +166,11 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path) ->
     folder = run_dir(cfg)
     folder.mkdir(parents=True)
     (folder / ".lock").write_text(f"{socket.gethostname()} {os.getpid()}")  # alive: us
-    with pytest.raises(bd.BayesdropError,
-                       match=r"is in use by process .* \(the same run started twice\?\)"):
+    with pytest.raises(bd.BayesdropError, match=r"is in use by process .* \(the same run started twice\?\)"):
         run_experiment(cfg, verbose=False)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (folder / ".lock").write_text(f"{socket.gethostname()} {dead}")  # its process is gone
     assert run_experiment(cfg, verbose=False).key == cfg.key()
     assert not (folder / ".lock").exists()
@@ -164,10 +178,8 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path) ->
 
 @pytest.mark.parametrize("method", ["gaussian", "concrete"])
 def test_methods_build_their_noise_and_run(tmp_path, method: str) -> None:
-    cfg = ExperimentConfig(**{**TINY, "output_dir": str(tmp_path), "method": method,
-                              "rate": 0.2})
-    mc = run_module.wrap_model(run_module.build_model(cfg, (1, 28, 28), 10, 96), cfg,
-                               "classification")
+    cfg = ExperimentConfig(**{**TINY, "output_dir": str(tmp_path), "method": method, "rate": 0.2})
+    mc = run_module.wrap_model(run_module.build_model(cfg, (1, 28, 28), 10, 96), cfg, "classification")
     concrete = [m for m in mc.modules() if isinstance(m, bd.ConcreteDropout)]
     plain = [m for m in mc.modules() if isinstance(m, torch.nn.Dropout)]
     if method == "concrete":  # LeNet's Dropout -> Linear pairs became ConcreteDropout(Linear)
@@ -185,8 +197,17 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
-    cfg = ExperimentConfig(**{**TINY, "tracking": True, "charts": True, "epochs": 2,
-                              "experiment_name": "t", "method": "dropconnect", "rate": 0.1})
+    cfg = ExperimentConfig(
+        **{
+            **TINY,
+            "tracking": True,
+            "charts": True,
+            "epochs": 2,
+            "experiment_name": "t",
+            "method": "dropconnect",
+            "rate": 0.1,
+        }
+    )
     from bayesdrop.experiments._tracking import MlflowTracker
 
     killed = MlflowTracker("sqlite:///mlflow.db", "t")  # a process killed mid-run (kill -9)
@@ -205,8 +226,7 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     exp = client.get_experiment_by_name("t")
-    stale, failed, run = sorted(client.search_runs([exp.experiment_id]),
-                                key=lambda r: r.info.start_time)
+    stale, failed, run = sorted(client.search_runs([exp.experiment_id]), key=lambda r: r.info.start_time)
     assert stale.info.run_id == killed.run_id and stale.info.status == "KILLED"
     assert failed.info.status == "FAILED"
     assert run.info.status == "FINISHED" and run.info.run_id == result.mlflow_run_id
@@ -227,8 +247,9 @@ def test_mlflow_sqlite_store_holds_params_metrics_and_artifacts(tmp_path, monkey
 def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
     ray = pytest.importorskip("ray")
     monkeypatch.chdir(tmp_path)
-    grid = expand_grid({**TINY, "output_dir": "out", "rate": [0.1, 0.3], "samples": [2, 4],
-                        "tracking": True, "experiment_name": "ray"})  # 4 runs, 2 trials
+    grid = expand_grid(
+        {**TINY, "output_dir": "out", "rate": [0.1, 0.3], "samples": [2, 4], "tracking": True, "experiment_name": "ray"}
+    )  # 4 runs, 2 trials
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         res = run_sweep(grid, ray=True, charts=False, verbose=False)
@@ -236,8 +257,7 @@ def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
         ray.shutdown()
     assert [r.key for r in res.results] == [c.key() for c in grid]
     for c, r in zip(grid, res.results, strict=True):
-        record = json.loads((run_dir(c.with_(output_dir=str(tmp_path / "out")))
-                             / "result.json").read_text())
+        record = json.loads((run_dir(c.with_(output_dir=str(tmp_path / "out"))) / "result.json").read_text())
         assert record["metrics"] == r.metrics and 0 <= r.metrics["accuracy"] <= 1
     from mlflow.tracking import MlflowClient
 
@@ -248,7 +268,11 @@ def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
     assert "sweep_summary.csv" in {a.path for a in client.list_artifacts(summary.info.run_id)}
     runs = [r for r in all_runs if r is not summary]
     assert sorted((r.data.params["rate"], r.data.params["samples"]) for r in runs) == [
-        ("0.1", "2"), ("0.1", "4"), ("0.3", "2"), ("0.3", "4")]
+        ("0.1", "2"),
+        ("0.1", "4"),
+        ("0.3", "2"),
+        ("0.3", "4"),
+    ]
     assert sum(not r.reused_training for r in res.results) == 2  # one training per trial
     assert all(r.info.status == "FINISHED" for r in runs)
 
@@ -258,17 +282,25 @@ def test_charts_are_written_and_check_their_inputs(tmp_path) -> None:
     g = torch.Generator().manual_seed(0)
     probs = torch.softmax(torch.randn(5, 8, 3, generator=g), -1)
     mean = probs.mean(1)
-    res = {"samples": probs, "mean": mean, "entropy": torch.rand(5, generator=g),
-           "expected_entropy": torch.rand(5, generator=g) * 0.5,
-           "mutual_information": torch.rand(5, generator=g) * 0.1,
-           "variation_ratio": torch.rand(5, generator=g)}
-    path = plot_uncertainty_path(torch.rand(5, 1, 8, 8, generator=g), res, tmp_path / "r.png",
-                                 steps=[0, 45, 90, 135, 180], title="t")
+    res = {
+        "samples": probs,
+        "mean": mean,
+        "entropy": torch.rand(5, generator=g),
+        "expected_entropy": torch.rand(5, generator=g) * 0.5,
+        "mutual_information": torch.rand(5, generator=g) * 0.1,
+        "variation_ratio": torch.rand(5, generator=g),
+    }
+    path = plot_uncertainty_path(
+        torch.rand(5, 1, 8, 8, generator=g), res, tmp_path / "r.png", steps=[0, 45, 90, 135, 180], title="t"
+    )
     assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(bd.BayesdropError, match="`steps` to be 5 values"):
         plot_uncertainty_path(torch.rand(5, 1, 8, 8), res, tmp_path / "x.png", steps=[0, 1])
-    rows = [{"method": m, "rate": r, "samples": 10, "accuracy": 0.9 - r, "nll": 0.3 + r}
-            for m in ("dropout", "gaussian") for r in (0.1, 0.5)]
+    rows = [
+        {"method": m, "rate": r, "samples": 10, "accuracy": 0.9 - r, "nll": 0.3 + r}
+        for m in ("dropout", "gaussian")
+        for r in (0.1, 0.5)
+    ]
     out = plot_metric_vs(rows, "rate", tmp_path / "m.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(bd.BayesdropError, match="`results` to be runs matching"):

@@ -30,10 +30,7 @@ def _reference_loop_ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> t
 def _reference_loop_classwise_ece(probs: np.ndarray, target: np.ndarray, n_bins: int) -> float:
     return float(
         np.mean(
-            [
-                _reference_loop_ece(probs[:, c], (target == c).astype(float), n_bins)[0]
-                for c in range(probs.shape[1])
-            ]
+            [_reference_loop_ece(probs[:, c], (target == c).astype(float), n_bins)[0] for c in range(probs.shape[1])]
         )
     )
 

@@ -54,9 +54,7 @@ def test_against_sklearn(c: int) -> None:
     probs, target = _random_probs(200, c, seed=c)
     assert accuracy(probs, target) == pytest.approx(_reference_sklearn_accuracy(probs, target))
     assert nll(probs, target) == pytest.approx(_reference_sklearn_nll(probs, target), rel=1e-10)
-    assert brier_score(probs, target) == pytest.approx(
-        _reference_sklearn_brier(probs, target), rel=1e-10
-    )
+    assert brier_score(probs, target) == pytest.approx(_reference_sklearn_brier(probs, target), rel=1e-10)
 
 
 def test_binary_brier_is_twice_the_binary_score() -> None:
@@ -66,9 +64,7 @@ def test_binary_brier_is_twice_the_binary_score() -> None:
 
 
 def test_nll_from_log_probs_keeps_tiny_probabilities() -> None:
-    log_p = torch.tensor(
-        [[0.0, -800.0], [-1e-3, math.log1p(-math.exp(-1e-3))]], dtype=torch.float64
-    )
+    log_p = torch.tensor([[0.0, -800.0], [-1e-3, math.log1p(-math.exp(-1e-3))]], dtype=torch.float64)
     target = torch.tensor([1, 1])
     per = nll(log_p, target, log_probs=True, reduction="none")
     assert per[0].item() == pytest.approx(800.0)

@@ -51,13 +51,9 @@ def _labels_scores(n: int, seed: int, levels: int) -> tuple[np.ndarray, np.ndarr
 def test_against_sklearn_with_ties(n: int, seed: int, levels: int) -> None:
     scores, labels = _labels_scores(n, seed, levels)
     assert auroc(scores, labels) == pytest.approx(_reference_sklearn_auroc(scores, labels))
-    assert average_precision(scores, labels) == pytest.approx(
-        _reference_sklearn_average_precision(scores, labels)
-    )
+    assert average_precision(scores, labels) == pytest.approx(_reference_sklearn_average_precision(scores, labels))
     for level in (0.5, 0.95, 1.0):
-        assert fpr_at_tpr(scores, labels, level) == pytest.approx(
-            _reference_sklearn_fpr_at_tpr(scores, labels, level)
-        )
+        assert fpr_at_tpr(scores, labels, level) == pytest.approx(_reference_sklearn_fpr_at_tpr(scores, labels, level))
 
 
 def test_curves_match_sklearn() -> None:
@@ -96,24 +92,16 @@ def test_ood_forms_against_sklearn() -> None:
     scores = np.concatenate([score_in, score_out])
     is_ood = np.r_[np.zeros(300), np.ones(100)]
     assert ood_auroc(score_in, score_out) == pytest.approx(_reference_sklearn_auroc(scores, is_ood))
-    assert aupr_out(score_in, score_out) == pytest.approx(
-        _reference_sklearn_average_precision(scores, is_ood)
-    )
-    assert aupr_in(score_in, score_out) == pytest.approx(
-        _reference_sklearn_average_precision(-scores, 1 - is_ood)
-    )
-    assert fpr_at_95_tpr(score_in, score_out) == pytest.approx(
-        _reference_sklearn_fpr_at_tpr(-scores, 1 - is_ood, 0.95)
-    )
+    assert aupr_out(score_in, score_out) == pytest.approx(_reference_sklearn_average_precision(scores, is_ood))
+    assert aupr_in(score_in, score_out) == pytest.approx(_reference_sklearn_average_precision(-scores, 1 - is_ood))
+    assert fpr_at_95_tpr(score_in, score_out) == pytest.approx(_reference_sklearn_fpr_at_tpr(-scores, 1 - is_ood, 0.95))
 
 
 def test_error_auroc() -> None:
     rng = np.random.default_rng(1)
     correct = rng.random(100) < 0.8
     uncertainty = rng.random(100) + (~correct) * 0.5
-    assert error_auroc(uncertainty, correct) == pytest.approx(
-        _reference_sklearn_auroc(uncertainty, ~correct)
-    )
+    assert error_auroc(uncertainty, correct) == pytest.approx(_reference_sklearn_auroc(uncertainty, ~correct))
 
 
 @settings(max_examples=30, deadline=None)

@@ -72,24 +72,18 @@ def _reference_quad_crps(cdf, y: float, lo: float, hi: float) -> float:
 
 def _reference_direct_sample_crps(samples: np.ndarray, y: float) -> float:
     """E|X - y| - 0.5 E|X - X'| over the empirical samples, O(T^2)."""
-    return float(
-        np.abs(samples - y).mean() - 0.5 * np.abs(samples[:, None] - samples[None, :]).mean()
-    )
+    return float(np.abs(samples - y).mean() - 0.5 * np.abs(samples[:, None] - samples[None, :]).mean())
 
 
 def test_rmse_mae_against_sklearn() -> None:
     mean, _, target = _data()
     assert rmse(mean, target) == pytest.approx(_reference_sklearn_rmse(mean, target))
-    assert mae(mean, target) == pytest.approx(
-        sklearn.metrics.mean_absolute_error(target.ravel(), mean.ravel())
-    )
+    assert mae(mean, target) == pytest.approx(sklearn.metrics.mean_absolute_error(target.ravel(), mean.ravel()))
 
 
 def test_gaussian_nll_against_scipy() -> None:
     mean, var, target = _data()
-    assert gaussian_nll(mean, var, target) == pytest.approx(
-        _reference_scipy_gaussian_nll(mean, var, target)
-    )
+    assert gaussian_nll(mean, var, target) == pytest.approx(_reference_scipy_gaussian_nll(mean, var, target))
     per = gaussian_nll(mean, var, target, reduction="none")
     assert per.shape == (50,)
     # A scalar variance broadcasts.
@@ -127,9 +121,7 @@ def test_mc_log_likelihood_with_per_sample_variances_against_scipy() -> None:
 @pytest.mark.parametrize("level", [0.5, 0.9, 0.95])
 def test_picp_and_width_against_scipy(level: float) -> None:
     mean, var, target = _data(200, seed=3)
-    assert picp(mean, var, target, level) == pytest.approx(
-        _reference_scipy_picp(mean, var, target, level)
-    )
+    assert picp(mean, var, target, level) == pytest.approx(_reference_scipy_picp(mean, var, target, level))
     lo, hi = scipy.stats.norm.interval(level, loc=mean, scale=np.sqrt(var))
     assert interval_width(var, level) == pytest.approx(float((hi - lo).mean()))
 
@@ -143,9 +135,7 @@ def test_quantile_calibration_error_hand_checked() -> None:
     zeros, ones = np.zeros(4), np.ones(4)
     assert quantile_calibration_error(zeros, ones, y, n_levels=3) == pytest.approx(0.0)
     y_low = scipy.stats.norm.ppf(np.full(4, 0.05))
-    assert quantile_calibration_error(zeros, ones, y_low, n_levels=3) == pytest.approx(
-        (0.75 + 0.5 + 0.25) / 3
-    )
+    assert quantile_calibration_error(zeros, ones, y_low, n_levels=3) == pytest.approx((0.75 + 0.5 + 0.25) / 3)
 
 
 def test_calibrated_gaussian_has_small_qce_and_nominal_coverage() -> None:
@@ -158,9 +148,7 @@ def test_calibrated_gaussian_has_small_qce_and_nominal_coverage() -> None:
 
 @pytest.mark.parametrize(("mu", "sd", "y"), [(0.0, 1.0, 0.3), (2.0, 0.5, -1.0), (-1.0, 3.0, 4.0)])
 def test_crps_gaussian_closed_form_vs_integration(mu: float, sd: float, y: float) -> None:
-    ref = _reference_quad_crps(
-        lambda x: scipy.stats.norm.cdf(x, mu, sd), y, mu - 12 * sd, mu + 12 * sd
-    )
+    ref = _reference_quad_crps(lambda x: scipy.stats.norm.cdf(x, mu, sd), y, mu - 12 * sd, mu + 12 * sd)
     got = crps_gaussian(torch.tensor([mu]), torch.tensor([sd**2]), torch.tensor([y]))
     assert got == pytest.approx(ref, rel=1e-6)
 
@@ -211,13 +199,9 @@ def test_properties(n: int, t: int, seed: int) -> None:
     assert mc_log_likelihood(samples[:, perm], target, tau=2.0) == pytest.approx(
         mc_log_likelihood(samples, target, tau=2.0)
     )
-    assert crps_mixture(samples[:, perm], target, tau=2.0) == pytest.approx(
-        crps_mixture(samples, target, tau=2.0)
-    )
+    assert crps_mixture(samples[:, perm], target, tau=2.0) == pytest.approx(crps_mixture(samples, target, tau=2.0))
     # CRPS of a point prediction is the absolute error.
-    assert crps_gaussian(mean, np.full(n, 1e-18), target) == pytest.approx(
-        mae(mean, target), abs=1e-7
-    )
+    assert crps_gaussian(mean, np.full(n, 1e-18), target) == pytest.approx(mae(mean, target), abs=1e-7)
 
 
 def test_bad_inputs() -> None:

@@ -41,8 +41,19 @@ def _check_outputs(out: Path, stem: str, suffixes: tuple[str, ...]) -> None:
 
 # ------------------------------------------------------------------------------ rotated digit
 def test_rotated_digit_cli_end_to_end(shared_data, tmp_path):
-    argv = ["rotated-digit", "--out", str(tmp_path), "--data", str(shared_data), "--epochs", "1",
-            "--train-size", "300", "--samples", "8"]
+    argv = [
+        "rotated-digit",
+        "--out",
+        str(tmp_path),
+        "--data",
+        str(shared_data),
+        "--epochs",
+        "1",
+        "--train-size",
+        "300",
+        "--samples",
+        "8",
+    ]
     assert images.main(argv) == 0
     _check_outputs(tmp_path, "rotated_digit", (".md", ".json", ".png"))
     summary = json.loads((tmp_path / "rotated_digit.json").read_text())
@@ -56,8 +67,7 @@ def test_rotated_digit_cli_end_to_end(shared_data, tmp_path):
 
 
 def test_rotated_digit_samples_are_consistent(shared_data):
-    r = rotated_digit.run_rotated_digit(shared_data, epochs=1, train_size=200, samples=6,
-                                        steps=5, total_angle=80.0)
+    r = rotated_digit.run_rotated_digit(shared_data, epochs=1, train_size=200, samples=6, steps=5, total_angle=80.0)
     assert r.angles == pytest.approx([0.0, 20.0, 40.0, 60.0, 80.0])
     assert r.logits.shape == (5, 6, 10) and r.probs.shape == (5, 6, 10)
     # the logits and the classification samples come from the same dropout masks
@@ -69,11 +79,13 @@ def test_rotated_digit_samples_are_consistent(shared_data):
 
 
 def test_top_classes_and_change_steps():
-    probs = torch.tensor([
-        [0.1, 0.8, 0.05, 0.05],
-        [0.1, 0.5, 0.35, 0.05],
-        [0.0, 0.2, 0.1, 0.7],
-    ])
+    probs = torch.tensor(
+        [
+            [0.1, 0.8, 0.05, 0.05],
+            [0.1, 0.5, 0.35, 0.05],
+            [0.0, 0.2, 0.1, 0.7],
+        ]
+    )
     # predicted 1 and 3, then the highest remaining peak is class 2 (0.35)
     assert rotated_digit.top_classes(probs, 3) == [1, 2, 3]
     assert rotated_digit.top_classes(probs, 1) == [1, 3]  # all predicted classes are kept
@@ -109,8 +121,9 @@ def test_bands_widen_away_from_the_data():
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 64).reshape(-1, 1)
     y = torch.sin(3 * x)
-    model, epochs = co2.train_regression_net(x, y, hidden=(64, 64), dropout=0.1, steps=150,
-                                             batch_size=32, lr=3e-3, seed=0)
+    model, epochs = co2.train_regression_net(
+        x, y, hidden=(64, 64), dropout=0.1, steps=150, batch_size=32, lr=3e-3, seed=0
+    )
     assert epochs == 75  # 150 steps of 2 mini-batches per epoch
     grid = torch.cat([x, torch.linspace(3.0, 4.0, 16).reshape(-1, 1)])
     pred = bd.wrap(model, task="regression", tau=100.0).predict(grid, samples=100, seed=0)
@@ -120,8 +133,7 @@ def test_bands_widen_away_from_the_data():
 
 
 def test_co2_end_to_end(shared_data, tmp_path):
-    r = co2.run_co2(shared_data, out=tmp_path, steps=10, hidden=(32, 32), samples=10,
-                    test_stride=50, seed=1)
+    r = co2.run_co2(shared_data, out=tmp_path, steps=10, hidden=(32, 32), samples=10, test_stride=50, seed=1)
     _check_outputs(tmp_path, "co2", (".md", ".json", ".png"))
     assert r.x.numel() == 272 + 20
     assert bool((r.x[1:] >= r.x[:-1]).all())
@@ -165,8 +177,17 @@ def test_study_bad_arguments():
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Fashion-MNIST not installed")
 def test_fashion_study_end_to_end(shared_data, tmp_path):
     r = fashion_study.run_fashion_study(
-        shared_data, out=tmp_path, methods=("dropout", "concrete"), rates=(0.5,),
-        samples=(1, 3), train_size=200, test_size=100, epochs=1, seed=0, verify=False)
+        shared_data,
+        out=tmp_path,
+        methods=("dropout", "concrete"),
+        rates=(0.5,),
+        samples=(1, 3),
+        train_size=200,
+        test_size=100,
+        epochs=1,
+        seed=0,
+        verify=False,
+    )
     _check_outputs(tmp_path, "fashion_study", (".md", ".json", ".png"))
     # 1 fixed-rate technique x 1 rate + 1 Concrete run, each at det, T=1, T=3
     assert len(r.rows) == 2 * 3

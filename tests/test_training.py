@@ -44,8 +44,7 @@ def _params(mc: nn.Module) -> list[torch.Tensor]:
 
 # ------------------------------------------------------------------------ prior weight decay
 @settings(max_examples=50, deadline=None)
-@given(scale=st.floats(1e-4, 10), p=st.floats(0, 0.99), n=st.integers(1, 10**6),
-       tau=st.floats(1e-3, 1e3))
+@given(scale=st.floats(1e-4, 10), p=st.floats(0, 0.99), n=st.integers(1, 10**6), tau=st.floats(1e-3, 1e3))
 def test_prior_weight_decay_is_gal_formula(scale: float, p: float, n: int, tau: float) -> None:
     expected = scale * scale * (1 - p) / (2 * n * tau)
     assert prior_weight_decay(scale, p, n, tau) == pytest.approx(expected)
@@ -84,8 +83,7 @@ def test_fit_learns_and_reports_every_epoch() -> None:
     assert hist.epochs[-1].val_accuracy > 0.9  # well-separated blobs (centres 3 sd apart)
     ev = evaluate_model(mc, val, samples=20, seed=0)
     y = val.tensors[1]
-    assert ev.metrics["accuracy"] == pytest.approx(
-        (ev.prediction.mean.argmax(1) == y).double().mean().item())
+    assert ev.metrics["accuracy"] == pytest.approx((ev.prediction.mean.argmax(1) == y).double().mean().item())
     assert ev.metrics["n_samples"] == 20 and ev.prediction.mean.shape == (90, 3)
 
 
@@ -139,9 +137,11 @@ def test_early_stopping_restores_the_best_epoch() -> None:
 
 def test_concrete_dropout_learns_its_rate() -> None:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(6, 32), nn.ReLU(),
-                        bd.ConcreteDropout(nn.Linear(32, 3), init_p=0.3,
-                                           weight_regularizer=1e-4, dropout_regularizer=1e-2))
+    net = nn.Sequential(
+        nn.Linear(6, 32),
+        nn.ReLU(),
+        bd.ConcreteDropout(nn.Linear(32, 3), init_p=0.3, weight_regularizer=1e-4, dropout_regularizer=1e-2),
+    )
     mc = bd.wrap(net)
     hist = fit(mc, _blobs(120), epochs=3, lr=5e-2, batch_size=32)
     assert math.isfinite(hist.epochs[-1].train_loss)

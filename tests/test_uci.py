@@ -207,9 +207,7 @@ def test_batched_mlp_errors_name_the_argument():
 
 
 def test_yacht_end_to_end_and_results_files(uci_root, tmp_path):
-    rec = rep.run_uci(
-        "yacht", uci_root, "grid4000", n_splits=2, epochs=3, samples=50, val_samples=20, seed=1
-    )
+    rec = rep.run_uci("yacht", uci_root, "grid4000", n_splits=2, epochs=3, samples=50, val_samples=20, seed=1)
     assert rec["n_splits"] == 2 and rec["epochs"] == 3 and rec["samples"] == 50
     assert len(rec["val_ll"]) == 2 and len(rec["val_ll"][0]) == 12  # 4 rates x 3 taus
     for s, lls in enumerate(rec["val_ll"]):

@@ -75,7 +75,8 @@ def run_samples(
         consume: called with the chunk's output (tensors shaped ``(n, B, ...)``) and ``n``.
 
     Returns:
-        The measured bytes per sample (for sizing later chunks), or the hint given.
+        The measured bytes per sample (for sizing later chunks), or the hint given. Without a
+        ``chunk`` or a hint, one extra sample is run first to measure it and then thrown away.
     """
     batch = next(v.shape[0] for v, flag in zip(inputs, batch_dependent, strict=False) if flag)
     bytes_per_sample = bytes_per_sample_hint
@@ -86,8 +87,9 @@ def run_samples(
             out = forward(*inputs)
         input_bytes = sum(v.nelement() * v.element_size() for v, f in zip(inputs, batch_dependent, strict=False) if f)
         bytes_per_sample = float(max(mode.bytes + mode.extra_bytes + input_bytes, 1))
-        consume(_split_samples(out, 1, batch), 1)
-        done = 1
+        # The measuring pass is discarded, so that the chunking (and hence the BLAS rounding) of a
+        # call depends only on its arguments, never on whether the model was measured before.
+        del out
     if chunk is None:
         chunk = max(1, int(memory_budget // bytes_per_sample))
     while done < samples:

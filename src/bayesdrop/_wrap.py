@@ -238,7 +238,10 @@ class MCModel(nn.Module):
             try:
                 self._graph = _split.trace(self.model)
             except Exception as error:  # noqa: BLE001
-                self._split_note = f"full replication: the model cannot be traced by torch.fx ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+                first_line = str(error).splitlines()[0][:120] if str(error) else ""
+                self._split_note = (
+                    f"full replication: the model cannot be traced by torch.fx ({type(error).__name__}: {first_line})"
+                )
                 return
         if any(isinstance(x, Tensor) is False for x in inputs):
             self._split_note = "full replication: non-tensor inputs"
@@ -377,7 +380,10 @@ class MCModel(nn.Module):
                     )
                 reducer = RegressionReducer(self.output, self.tau, keep_samples, target)
             forward, values, flags, index_map = self._stages(inputs, self._split)
-            key = tuple((tuple(v.shape), v.dtype) for v, f in zip(values, flags, strict=False) if f)
+            # Memory per sample grows with the batch: remember it per row, keyed by the row shapes,
+            # so a loader's short last batch is sized without measuring again.
+            key = tuple((tuple(v.shape[1:]), v.dtype) for v, f in zip(values, flags, strict=False) if f)
+            per_row = self._bytes_per_sample.get(key)
             try:
                 measured = run_samples(
                     forward,
@@ -390,7 +396,7 @@ class MCModel(nn.Module):
                     stream,
                     chunk_size,
                     self._budget(inputs),
-                    self._bytes_per_sample.get(key),
+                    None if per_row is None else per_row * batch,
                     reducer.update,
                 )
             except BayesdropError:
@@ -402,7 +408,7 @@ class MCModel(nn.Module):
                     f"with samples={samples} failed: {type(error).__name__}: {error}"
                 ) from error
             if measured is not None:
-                self._bytes_per_sample[key] = measured
+                self._bytes_per_sample[key] = measured / batch
             return reducer.finalize()
 
     def _as_inputs(self, x) -> tuple:

@@ -81,15 +81,19 @@ def _add_config_flags(parser: argparse.ArgumentParser, sweep: bool) -> None:
 
     group = parser.add_argument_group(
         "experiment settings (override the config file"
-        + ("; comma-separated values make a sweep axis, e.g. --rate 0.1,0.5)" if sweep else ")"))
+        + ("; comma-separated values make a sweep axis, e.g. --rate 0.1,0.5)" if sweep else ")")
+    )
     defaults = ExperimentConfig.__dataclass_fields__
     for f in fields(ExperimentConfig):
         flag = "--" + f.name.replace("_", "-")
-        group.add_argument(flag, dest=f.name, default=argparse.SUPPRESS, metavar="VALUE",
-                           help=f"{_FIELD_HELP.get(f.name, f.name)} "
-                           f"(default {defaults[f.name].default!r})")
-    parser.add_argument("--no-track", action="store_true",
-                        help="do not log to MLflow (same as --tracking false)")
+        group.add_argument(
+            flag,
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            metavar="VALUE",
+            help=f"{_FIELD_HELP.get(f.name, f.name)} (default {defaults[f.name].default!r})",
+        )
+    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow (same as --tracking false)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,84 +102,117 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bayesdrop",
         description="Uncertainty experiments with Monte-Carlo dropout, DropConnect, Gaussian "
         "and Concrete dropout: train, sample, measure, chart and track.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("quickstart", formatter_class=_Formatter,
-                       help="MC-dropout LeNet on Fashion-MNIST (digits if absent), < 5 min on CPU",
-                       description="Train an MC-dropout LeNet-5 on Fashion-MNIST (scikit-learn's "
-                       "digits when Fashion-MNIST is not installed), evaluate it with MC "
-                       "samples, print the metrics table, draw the charts and log the run to "
-                       "MLflow.", epilog="example:\n  bayesdrop quickstart --no-track")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 2 on "
-                   "Fashion-MNIST, 15 on digits)")
+    p = sub.add_parser(
+        "quickstart",
+        formatter_class=_Formatter,
+        help="MC-dropout LeNet on Fashion-MNIST (digits if absent), < 5 min on CPU",
+        description="Train an MC-dropout LeNet-5 on Fashion-MNIST (scikit-learn's "
+        "digits when Fashion-MNIST is not installed), evaluate it with MC "
+        "samples, print the metrics table, draw the charts and log the run to "
+        "MLflow.",
+        epilog="example:\n  bayesdrop quickstart --no-track",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: 2 on Fashion-MNIST, 15 on digits)"
+    )
     p.add_argument("--samples", type=int, default=50, help="MC samples T")
     p.add_argument("--output-dir", default="runs", help="folder for the run")
     p.add_argument("--data-dir", default=None, help="folder to look for Fashion-MNIST first")
-    p.add_argument("--dataset", default=None, choices=("fashion-mnist", "digits"),
-                   help="force a data set (default: Fashion-MNIST if found, else digits)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=("fashion-mnist", "digits"),
+        help="force a data set (default: Fashion-MNIST if found, else digits)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
 
-    p = sub.add_parser("run", formatter_class=_Formatter, help="run one experiment",
-                       description="Train, evaluate, chart and track one experiment, from a "
-                       "YAML config and/or flags (flags win).",
-                       epilog="examples:\n  bayesdrop run --dataset digits --model mlp --rate 0.3"
-                       "\n  bayesdrop run --config exp.yaml --samples 200 --no-track")
+    p = sub.add_parser(
+        "run",
+        formatter_class=_Formatter,
+        help="run one experiment",
+        description="Train, evaluate, chart and track one experiment, from a YAML config and/or flags (flags win).",
+        epilog="examples:\n  bayesdrop run --dataset digits --model mlp --rate 0.3"
+        "\n  bayesdrop run --config exp.yaml --samples 200 --no-track",
+    )
     p.add_argument("--config", default=None, help="YAML config file")
     _add_config_flags(p, sweep=False)
 
-    p = sub.add_parser("sweep", formatter_class=_Formatter,
-                       help="run the grid of a config with lists (locally or on Ray)",
-                       description="Run every combination of the list-valued keys of a config. "
-                       "Finished runs are recorded; running the same sweep again skips them "
-                       "and resumes an interrupted one from its last epoch.",
-                       epilog="examples:\n  bayesdrop sweep configs/sweep_fashion.yaml\n"
-                       "  bayesdrop sweep configs/sweep_fashion.yaml --ray --cpus-per-trial 2\n"
-                       "  bayesdrop sweep configs/sweep_fashion.yaml --ray-address ray://head:10001")
+    p = sub.add_parser(
+        "sweep",
+        formatter_class=_Formatter,
+        help="run the grid of a config with lists (locally or on Ray)",
+        description="Run every combination of the list-valued keys of a config. "
+        "Finished runs are recorded; running the same sweep again skips them "
+        "and resumes an interrupted one from its last epoch.",
+        epilog="examples:\n  bayesdrop sweep configs/sweep_fashion.yaml\n"
+        "  bayesdrop sweep configs/sweep_fashion.yaml --ray --cpus-per-trial 2\n"
+        "  bayesdrop sweep configs/sweep_fashion.yaml --ray-address ray://head:10001",
+    )
     p.add_argument("config", nargs="?", default=None, help="YAML sweep config")
-    p.add_argument("--ray", action="store_true", help="run on a local Ray instance, one Ray "
-                   "Tune trial per trained model (runs differing only in samples share one)")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="run on a local Ray instance, one Ray "
+        "Tune trial per trained model (runs differing only in samples share one)",
+    )
     p.add_argument("--ray-address", default=None, help="address of a Ray cluster (implies --ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs of each Ray trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs of each Ray trial")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state only")
     _add_config_flags(p, sweep=True)
 
-    p = sub.add_parser("evaluate", formatter_class=_Formatter,
-                       help="re-evaluate a finished run's model",
-                       description="Load a run's trained model and evaluate it again (e.g. with "
-                       "more MC samples); prints the metrics table.",
-                       epilog="example:\n  bayesdrop evaluate runs/<run folder> --samples 500")
+    p = sub.add_parser(
+        "evaluate",
+        formatter_class=_Formatter,
+        help="re-evaluate a finished run's model",
+        description="Load a run's trained model and evaluate it again (e.g. with "
+        "more MC samples); prints the metrics table.",
+        epilog="example:\n  bayesdrop evaluate runs/<run folder> --samples 500",
+    )
     p.add_argument("run_dir", help="a run folder (holding model.pt and config.json)")
     p.add_argument("--samples", type=int, default=None, help="MC samples (default: the run's)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed (default: the run's)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
-    p = sub.add_parser("plot", formatter_class=_Formatter,
-                       help="draw charts of a run (rotation, morph) or of a sweep folder",
-                       description="For a run folder: the uncertainty along a rotation and a "
-                       "morph of chosen test images. For a sweep output folder: metric vs "
-                       "dropout rate and vs number of samples, from the finished runs.",
-                       epilog="examples:\n  bayesdrop plot runs/<run folder> --image 3 "
-                       "--morph-to 10 --steps 16\n  bayesdrop plot runs")
+    p = sub.add_parser(
+        "plot",
+        formatter_class=_Formatter,
+        help="draw charts of a run (rotation, morph) or of a sweep folder",
+        description="For a run folder: the uncertainty along a rotation and a "
+        "morph of chosen test images. For a sweep output folder: metric vs "
+        "dropout rate and vs number of samples, from the finished runs.",
+        epilog="examples:\n  bayesdrop plot runs/<run folder> --image 3 "
+        "--morph-to 10 --steps 16\n  bayesdrop plot runs",
+    )
     p.add_argument("path", help="a run folder, or a sweep's output folder")
     p.add_argument("--image", type=int, default=None, help="test image to rotate / morph")
     p.add_argument("--morph-to", type=int, default=None, help="test image to morph into")
     p.add_argument("--steps", type=int, default=None, help="steps along the path")
     p.add_argument("--samples", type=int, default=None, help="MC samples")
-    p.add_argument("--metrics", default=None, help="sweep charts: comma-separated metrics "
-                   "(default accuracy, nll, brier, ece, aurc and OOD AUROC when present)")
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help="sweep charts: comma-separated metrics "
+        "(default accuracy, nll, brier, ece, aurc and OOD AUROC when present)",
+    )
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the input folder)")
 
-    p = sub.add_parser("list", help="list data sets, models and methods",
-                       description="List what experiments can use.",
-                       epilog="examples:\n  bayesdrop list\n  bayesdrop list models",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", default="all",
-                   choices=("all", "datasets", "models", "methods"))
+    p = sub.add_parser(
+        "list",
+        help="list data sets, models and methods",
+        description="List what experiments can use.",
+        epilog="examples:\n  bayesdrop list\n  bayesdrop list models",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("what", nargs="?", default="all", choices=("all", "datasets", "models", "methods"))
     return parser
 
 
@@ -227,8 +264,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             state = "finished" if load_result(c) is not None else "pending"
             print(f"{state:9s} {run_dir(c)}")
         return 0
-    run_sweep(configs, ray=args.ray, ray_address=args.ray_address,
-              cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
+    run_sweep(
+        configs,
+        ray=args.ray,
+        ray_address=args.ray_address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+    )
     return 0
 
 
@@ -247,8 +289,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if cfg.test_size is not None:
         x, y = x[: cfg.test_size], y[: cfg.test_size]
     t0 = time.perf_counter()
-    ev = evaluate_model(mc, TensorDataset(x, y), samples=samples, seed=seed,
-                        ood_data=_ood_data(cfg, len(x)))
+    ev = evaluate_model(mc, TensorDataset(x, y), samples=samples, seed=seed, ood_data=_ood_data(cfg, len(x)))
     if args.json:
         print(json.dumps({k: v for k, v in ev.metrics.items()}, indent=2, default=str))
     else:
@@ -269,16 +310,23 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         from .training import evaluate_model
 
         cfg, mc, splits = load_trained(path)
-        changes = {k: v for k, v in (("chart_image", args.image),
-                                     ("chart_morph_to", args.morph_to),
-                                     ("chart_steps", args.steps),
-                                     ("samples", args.samples)) if v is not None}
+        changes = {
+            k: v
+            for k, v in (
+                ("chart_image", args.image),
+                ("chart_morph_to", args.morph_to),
+                ("chart_steps", args.steps),
+                ("samples", args.samples),
+            )
+            if v is not None
+        }
         cfg = cfg.with_(**changes)
         x, y = splits.x_test, splits.y_test
         if cfg.test_size is not None:
             x, y = x[: cfg.test_size], y[: cfg.test_size]
-        ev = evaluate_model(mc, TensorDataset(x, y), samples=cfg.samples, seed=cfg.seed,
-                            ood_data=_ood_data(cfg, len(x)))
+        ev = evaluate_model(
+            mc, TensorDataset(x, y), samples=cfg.samples, seed=cfg.seed, ood_data=_ood_data(cfg, len(x))
+        )
         for p in draw_run_charts(mc, cfg, ev, x, y, args.out or path):
             print(p)
         return 0
@@ -301,8 +349,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         for p in paths:
             print(p)
         return 0
-    raise BayesdropError(
-        f"Expected argument `path` to be an existing folder, but got {str(path)!r}.")
+    raise BayesdropError(f"Expected argument `path` to be an existing folder, but got {str(path)!r}.")
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -336,22 +383,56 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def quickstart_config(dataset: str, *, epochs: int | None, samples: int, output_dir: str,
-                      data_dir: str | None, device: str, tracking: bool) -> Any:
+def quickstart_config(
+    dataset: str,
+    *,
+    epochs: int | None,
+    samples: int,
+    output_dir: str,
+    data_dir: str | None,
+    device: str,
+    tracking: bool,
+) -> Any:
     """The quickstart experiment for ``dataset`` (``"fashion-mnist"`` or ``"digits"``)."""
     from .experiments import ExperimentConfig
 
     if dataset == "fashion-mnist":
         return ExperimentConfig(
-            dataset="fashion-mnist", model="lenet5", method="dropout", rate=0.25,
-            samples=samples, epochs=epochs or 2, batch_size=128, lr=2e-3, val_fraction=0.05,
-            val_samples=5, seed=0, device=device, data_dir=data_dir, output_dir=output_dir,
-            tracking=tracking, experiment_name="bayesdrop-quickstart", name=None)
+            dataset="fashion-mnist",
+            model="lenet5",
+            method="dropout",
+            rate=0.25,
+            samples=samples,
+            epochs=epochs or 2,
+            batch_size=128,
+            lr=2e-3,
+            val_fraction=0.05,
+            val_samples=5,
+            seed=0,
+            device=device,
+            data_dir=data_dir,
+            output_dir=output_dir,
+            tracking=tracking,
+            experiment_name="bayesdrop-quickstart",
+            name=None,
+        )
     return ExperimentConfig(
-        dataset="digits", model="lenet5", method="dropout", rate=0.25, samples=samples,
-        epochs=epochs or 15, batch_size=64, lr=2e-3, val_fraction=0.1, val_samples=5,
-        seed=0, device=device, output_dir=output_dir, tracking=tracking,
-        experiment_name="bayesdrop-quickstart")
+        dataset="digits",
+        model="lenet5",
+        method="dropout",
+        rate=0.25,
+        samples=samples,
+        epochs=epochs or 15,
+        batch_size=64,
+        lr=2e-3,
+        val_fraction=0.1,
+        val_samples=5,
+        seed=0,
+        device=device,
+        output_dir=output_dir,
+        tracking=tracking,
+        experiment_name="bayesdrop-quickstart",
+    )
 
 
 def quickstart_dataset(data_dir: str | None = None) -> str:
@@ -364,8 +445,10 @@ def quickstart_dataset(data_dir: str | None = None) -> str:
         return "fashion-mnist"
     except BayesdropError as err:
         first = str(err).splitlines()[0]
-        print(f"[bayesdrop] Fashion-MNIST not found ({first}); using scikit-learn's digits. "
-              "Install it with `apt-get install dataset-fashion-mnist`.")
+        print(
+            f"[bayesdrop] Fashion-MNIST not found ({first}); using scikit-learn's digits. "
+            "Install it with `apt-get install dataset-fashion-mnist`."
+        )
         return "digits"
 
 
@@ -373,20 +456,31 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     from .experiments import run_experiment
 
     dataset = args.dataset or quickstart_dataset(args.data_dir)
-    cfg = quickstart_config(dataset, epochs=args.epochs, samples=args.samples,
-                            output_dir=args.output_dir, data_dir=args.data_dir,
-                            device=args.device, tracking=not args.no_track)
+    cfg = quickstart_config(
+        dataset,
+        epochs=args.epochs,
+        samples=args.samples,
+        output_dir=args.output_dir,
+        data_dir=args.data_dir,
+        device=args.device,
+        tracking=not args.no_track,
+    )
     t0 = time.perf_counter()
     result = run_experiment(cfg)
-    print(f"[bayesdrop] quickstart finished in {time.perf_counter() - t0:.1f}s; run folder "
-          f"{result.run_dir}")
+    print(f"[bayesdrop] quickstart finished in {time.perf_counter() - t0:.1f}s; run folder {result.run_dir}")
     if result.mlflow_run_id:
         print("[bayesdrop] see it in MLflow: mlflow ui --backend-store-uri sqlite:///mlflow.db")
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "evaluate": _cmd_evaluate,
-             "plot": _cmd_plot, "list": _cmd_list, "quickstart": _cmd_quickstart}
+_COMMANDS = {
+    "run": _cmd_run,
+    "sweep": _cmd_sweep,
+    "evaluate": _cmd_evaluate,
+    "plot": _cmd_plot,
+    "list": _cmd_list,
+    "quickstart": _cmd_quickstart,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -413,8 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bayesdrop {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bayesdrop {args.command}: interrupted; run the same command again to resume.",
-              file=sys.stderr)
+        print(f"bayesdrop {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()

@@ -62,8 +62,7 @@ def parse_idx(
     data = _decompress(data, source)
     if len(data) < 4:
         raise BayesdropError(
-            f"Expected the IDX file {source} to start with a 4-byte magic number, but it has "
-            f"only {len(data)} bytes."
+            f"Expected the IDX file {source} to start with a 4-byte magic number, but it has only {len(data)} bytes."
         )
     zero, type_code, ndim = data[0:2], data[2], data[3]
     if zero != b"\x00\x00" or type_code not in _IDX_DTYPES or ndim == 0:
@@ -103,9 +102,7 @@ def parse_idx(
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def read_idx(
-    path: str | PathLike[str], *, expected_shape: tuple[int | None, ...] | None = None
-) -> np.ndarray:
+def read_idx(path: str | PathLike[str], *, expected_shape: tuple[int | None, ...] | None = None) -> np.ndarray:
     """Read an IDX file (MNIST format), gzip-compressed or raw (detected from its bytes).
 
     Args:

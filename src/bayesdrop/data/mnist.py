@@ -125,8 +125,7 @@ def _how_to_get(spec: _IdxSet) -> str:
     ways += [
         "put the IDX files (.gz or raw) in a folder and pass `root=<folder>`, or set "
         f"`BAYESDROP_DATA=<dir>` with the files in `<dir>/{spec.name}/`",
-        "download them into the user cache: `download=True` (CLI: `--download`), from "
-        f"{spec.mirrors[0]}",
+        f"download them into the user cache: `download=True` (CLI: `--download`), from {spec.mirrors[0]}",
     ]
     return "\n".join(f"  * {w}" for w in ways)
 
@@ -168,23 +167,17 @@ def _load_split(
     images = _read_checked(spec, img_path, img_stem, (_SIZES[split], 28, 28), verify)
     labels = _read_checked(spec, lbl_path, lbl_stem, (_SIZES[split],), verify)
     if labels.max() > 9:
-        raise BayesdropError(
-            f"Expected the labels in {lbl_path} to be 0..9, but got a maximum of {labels.max()}."
-        )
+        raise BayesdropError(f"Expected the labels in {lbl_path} to be 0..9, but got a maximum of {labels.max()}.")
     x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     return x, y
 
 
-def _read_checked(
-    spec: _IdxSet, path: Path, stem: str, shape: tuple[int, ...], verify: bool
-) -> np.ndarray:
+def _read_checked(spec: _IdxSet, path: Path, stem: str, shape: tuple[int, ...], verify: bool) -> np.ndarray:
     file_bytes = path.read_bytes()
     array = parse_idx(file_bytes, source=str(path), expected_shape=shape)
     if array.dtype != np.uint8:
-        raise BayesdropError(
-            f"Expected {path} to hold unsigned bytes (IDX type 0x08), but got {array.dtype}."
-        )
+        raise BayesdropError(f"Expected {path} to hold unsigned bytes (IDX type 0x08), but got {array.dtype}.")
     if verify:
         raw = gzip.decompress(file_bytes) if file_bytes[:2] == b"\x1f\x8b" else file_bytes
         if digest_matches(file_bytes, raw, spec.checksums[stem]) is False:

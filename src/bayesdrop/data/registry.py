@@ -23,8 +23,7 @@ _DESCRIPTIONS: dict[str, str] = {
     "split. For machines with only the 10,000 test images",
     "digits": "scikit-learn's 1,797 8x8 digits upsampled to 28x28, 10 classes; always "
     "available, no download (seeded 1,297/200/300 train/val/test split)",
-    "co2": "Mauna Loa CO2 series (272 training points, 1,000 extrapolation inputs without "
-    "targets), regression",
+    "co2": "Mauna Loa CO2 series (272 training points, 1,000 extrapolation inputs without targets), regression",
 }
 
 
@@ -38,9 +37,7 @@ def list_datasets() -> dict[str, str]:
     for name in UCI_DATASETS:
         info = UCI_DATASETS[name] if isinstance(UCI_DATASETS, dict) else None
         title = info if isinstance(info, str) else getattr(info, "title", name)
-        names[name] = (
-            f"UCI {title}: regression with the published 90/10 splits (bayesdrop.data.load_uci)"
-        )
+        names[name] = f"UCI {title}: regression with the published 90/10 splits (bayesdrop.data.load_uci)"
     return names
 
 
@@ -71,9 +68,7 @@ class DatasetSplits:
     num_classes: int | None
     input_shape: tuple[int, ...]
 
-    def loaders(
-        self, batch_size: int = 128, *, seed: int = 0, num_workers: int = 0
-    ) -> dict[str, DataLoader]:
+    def loaders(self, batch_size: int = 128, *, seed: int = 0, num_workers: int = 0) -> dict[str, DataLoader]:
         """DataLoaders ``{"train", "val", "test"}`` (those that exist); train is shuffled with a
         generator seeded by ``seed``, the others keep their order."""
         out = {
@@ -87,13 +82,9 @@ class DatasetSplits:
             )
         }
         if self.x_val is not None:
-            out["val"] = make_loader(
-                self.x_val, self.y_val, batch_size=batch_size, num_workers=num_workers
-            )
+            out["val"] = make_loader(self.x_val, self.y_val, batch_size=batch_size, num_workers=num_workers)
         if self.x_test is not None:
-            out["test"] = make_loader(
-                self.x_test, self.y_test, batch_size=batch_size, num_workers=num_workers
-            )
+            out["test"] = make_loader(self.x_test, self.y_test, batch_size=batch_size, num_workers=num_workers)
         return out
 
 

@@ -121,9 +121,7 @@ def _folder(name: str, root: str | Path) -> tuple[str, Path]:
 def _read(folder: Path, file: str) -> np.ndarray:
     path = folder / file
     if not path.is_file():
-        raise BayesdropError(
-            f"Expected the UCI folder {folder} to contain {file}, but it does not exist."
-        )
+        raise BayesdropError(f"Expected the UCI folder {folder} to contain {file}, but it does not exist.")
     return np.atleast_1d(np.loadtxt(path))
 
 
@@ -189,11 +187,7 @@ def load_uci(name: str, root: str | Path, split: int = 0) -> UCISplit:
     info = uci_dataset_info(name, root)
     folder = Path(str(info["folder"]))
     n_splits = int(info["n_splits"])  # type: ignore[arg-type]
-    if (
-        isinstance(split, bool)
-        or not isinstance(split, (int, np.integer))
-        or not (0 <= int(split) < n_splits)
-    ):
+    if isinstance(split, bool) or not isinstance(split, (int, np.integer)) or not (0 <= int(split) < n_splits):
         raise expected("split", f"an integer in [0, {n_splits}) for {info['name']!r}", split)
     split = int(split)
     path = folder / "data.txt"
@@ -203,8 +197,7 @@ def load_uci(name: str, root: str | Path, split: int = 0) -> UCISplit:
     target = _indices(folder, "index_target.txt", n_cols)
     if target.size != 1:
         raise BayesdropError(
-            f"Expected {folder / 'index_target.txt'} to name one target column, but it names "
-            f"{target.size}."
+            f"Expected {folder / 'index_target.txt'} to name one target column, but it names {target.size}."
         )
     train = _indices(folder, f"index_train_{split}.txt", n_rows)
     test = _indices(folder, f"index_test_{split}.txt", n_rows)

@@ -30,8 +30,9 @@ def _morph_target(cfg: ExperimentConfig, y_test: Tensor) -> int:
     return int(others[0]) if len(others) else (cfg.chart_image + 1) % len(y_test)
 
 
-def draw_run_charts(mc: Any, cfg: ExperimentConfig, evaluation: Any, x_test: Tensor,
-                    y_test: Tensor, out: str | Path) -> list[Path]:
+def draw_run_charts(
+    mc: Any, cfg: ExperimentConfig, evaluation: Any, x_test: Tensor, y_test: Tensor, out: str | Path
+) -> list[Path]:
     """Rotation and morph uncertainty charts (+ the metrics plots) of a trained model.
 
     Args:
@@ -61,21 +62,34 @@ def draw_run_charts(mc: Any, cfg: ExperimentConfig, evaluation: Any, x_test: Ten
 
     images, angles = rotation_series(x_test[i], steps=cfg.chart_steps, total_angle=180.0)
     res = path_uncertainty(mc, images.to(device), samples=cfg.samples, seed=cfg.seed)
-    paths.append(plot_uncertainty_path(
-        images, res, out / f"rotation_{slug}_img{i}.png", steps=angles.tolist(),
-        step_label="rotation angle (degrees)", class_names=names,
-        title=f"Test image {i} ({label(i)}) rotated 0-180 degrees: {cfg.method} "
-              f"p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}"))
+    paths.append(
+        plot_uncertainty_path(
+            images,
+            res,
+            out / f"rotation_{slug}_img{i}.png",
+            steps=angles.tolist(),
+            step_label="rotation angle (degrees)",
+            class_names=names,
+            title=f"Test image {i} ({label(i)}) rotated 0-180 degrees: {cfg.method} "
+            f"p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}",
+        )
+    )
 
     j = _morph_target(cfg, y_test)
     images, alphas = morph(x_test[i], x_test[j], steps=cfg.chart_steps)
     res = path_uncertainty(mc, images.to(device), samples=cfg.samples, seed=cfg.seed)
-    paths.append(plot_uncertainty_path(
-        images, res, out / f"morph_{slug}_img{i}-to-{j}.png",
-        steps=[round(a, 2) for a in alphas.tolist()], step_label="morph weight a",
-        class_names=names,
-        title=f"Test image {i} ({label(i)}) morphed into {j} ({label(j)}): {cfg.method} "
-              f"p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}"))
+    paths.append(
+        plot_uncertainty_path(
+            images,
+            res,
+            out / f"morph_{slug}_img{i}-to-{j}.png",
+            steps=[round(a, 2) for a in alphas.tolist()],
+            step_label="morph weight a",
+            class_names=names,
+            title=f"Test image {i} ({label(i)}) morphed into {j} ({label(j)}): {cfg.method} "
+            f"p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {cfg.dataset}",
+        )
+    )
     paths.extend(_metric_plots(cfg, evaluation, out))
     return paths
 
@@ -97,7 +111,12 @@ def _metric_plots(cfg: ExperimentConfig, evaluation: Any, out: Path) -> list[Pat
     if evaluation.ood_prediction is not None:
         ood_name = {"fashion-mnist": "MNIST", "mnist": "Fashion-MNIST"}.get(cfg.dataset, "OOD")
         path = out / f"ood-histogram_{slug}.png"
-        plots.ood_histogram(pred, evaluation.ood_prediction, "mutual_information",
-                            title=f"In- vs out-of-distribution ({ood_name})\n{what}", path=path)
+        plots.ood_histogram(
+            pred,
+            evaluation.ood_prediction,
+            "mutual_information",
+            title=f"In- vs out-of-distribution ({ood_name})\n{what}",
+            path=path,
+        )
         written.append(path)
     return written

@@ -26,13 +26,21 @@ METHODS = ("dropout", "dropconnect", "gaussian", "concrete")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "cosine", "step")
 # keys that never change what is computed: left out of the run key, and not sweepable
-_BOOKKEEPING = ("output_dir", "tracking", "tracking_uri", "experiment_name", "progress",
-                "device", "data_dir", "charts", "name")
+_BOOKKEEPING = (
+    "output_dir",
+    "tracking",
+    "tracking_uri",
+    "experiment_name",
+    "progress",
+    "device",
+    "data_dir",
+    "charts",
+    "name",
+)
 # model constructor arguments the experiment sets itself
 _SET_BY_EXPERIMENT = ("in_channels", "input_size", "num_classes", "dropout")
 # keys that only change the evaluation: runs differing only here share one trained model
-_EVAL_ONLY = ("samples", "test_size", "ood_dataset", "chart_image", "chart_morph_to",
-              "chart_steps")
+_EVAL_ONLY = ("samples", "test_size", "ood_dataset", "chart_image", "chart_morph_to", "chart_steps")
 
 
 @dataclass(frozen=True)
@@ -121,14 +129,14 @@ class ExperimentConfig:
         Fields set to None are left out, so a future optional field (default None) keeps the
         keys, and with them the finished runs of existing sweeps.
         """
-        ident = {k: v for k, v in self.to_dict().items()
-                 if k not in _BOOKKEEPING and v is not None}
+        ident = {k: v for k, v in self.to_dict().items() if k not in _BOOKKEEPING and v is not None}
         return _hash(ident)
 
     def train_key(self) -> str:
         """12-hex key of the training alone: runs differing only in evaluation share it."""
-        ident = {k: v for k, v in self.to_dict().items()
-                 if k not in _BOOKKEEPING and k not in _EVAL_ONLY and v is not None}
+        ident = {
+            k: v for k, v in self.to_dict().items() if k not in _BOOKKEEPING and k not in _EVAL_ONLY and v is not None
+        }
         return _hash(ident)
 
     def slug(self) -> str:
@@ -139,13 +147,15 @@ class ExperimentConfig:
         """
         if self.name:
             return _safe(self.name)
-        return _safe(f"{self.dataset}_{self.model}_{self.method}_p{_num(self.rate)}"
-                     f"_T{self.samples}_s{self.seed}")
+        return _safe(f"{self.dataset}_{self.model}_{self.method}_p{_num(self.rate)}_T{self.samples}_s{self.seed}")
 
     def params(self) -> dict[str, Any]:
         """The parameters to log to a tracker (bookkeeping left out, None as 'None')."""
-        return {k: ("None" if v is None else v) for k, v in self.to_dict().items()
-                if k not in ("tracking", "tracking_uri", "progress", "name")}
+        return {
+            k: ("None" if v is None else v)
+            for k, v in self.to_dict().items()
+            if k not in ("tracking", "tracking_uri", "progress", "name")
+        }
 
     def with_(self, **changes: Any) -> ExperimentConfig:
         """A copy with some fields changed (validated again)."""
@@ -175,9 +185,7 @@ def _check_keys(mapping: Mapping[str, Any]) -> None:
     names = field_names()
     for key in mapping:
         if key not in names:
-            raise BayesdropError(
-                f"Unknown config key `{key}`; expected one of: {', '.join(names)}."
-            )
+            raise BayesdropError(f"Unknown config key `{key}`; expected one of: {', '.join(names)}.")
 
 
 def _is_int(v: Any) -> bool:
@@ -239,20 +247,22 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
     if models is not None:
         enum("model", models)
     if c.model_options is not None:
-        if not isinstance(c.model_options, dict) or not all(
-                isinstance(k, str) for k in c.model_options):
-            raise expected("model_options", "a mapping of constructor argument names to values "
-                           "or null", c.model_options)
+        if not isinstance(c.model_options, dict) or not all(isinstance(k, str) for k in c.model_options):
+            raise expected(
+                "model_options", "a mapping of constructor argument names to values or null", c.model_options
+            )
         taken = sorted(set(c.model_options) & set(_SET_BY_EXPERIMENT))
         if taken:
-            raise expected("model_options", f"a mapping without {_SET_BY_EXPERIMENT} (set by "
-                           "the data set, `rate` and `method`)", c.model_options)
+            raise expected(
+                "model_options",
+                f"a mapping without {_SET_BY_EXPERIMENT} (set by the data set, `rate` and `method`)",
+                c.model_options,
+            )
     enum("method", METHODS)
     if not _is_num(c.rate) or not 0 <= c.rate < 1:
         raise expected("rate", "a number in [0, 1)", c.rate)
     if c.method == "concrete" and c.rate == 0:
-        raise expected("rate", "a number in (0, 1) for method 'concrete' (its initial rate)",
-                       c.rate)
+        raise expected("rate", "a number in (0, 1) for method 'concrete' (its initial rate)", c.rate)
     pos_int("samples")
     pos_int("epochs")
     pos_int("batch_size")
@@ -268,8 +278,7 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
         raise expected("val_fraction", "a number in [0, 1)", c.val_fraction)
     pos_int("patience", optional=True)
     if c.patience is not None and c.val_fraction == 0:
-        raise expected("patience", "null when val_fraction is 0 (early stopping needs a "
-                       "validation split)", c.patience)
+        raise expected("patience", "null when val_fraction is 0 (early stopping needs a validation split)", c.patience)
     pos_int("val_samples")
     pos_int("train_size", optional=True)
     pos_int("test_size", optional=True)
@@ -325,8 +334,7 @@ def _coerce(key: str, value: Any) -> Any:
     return value
 
 
-def load_config(source: str | Path | Mapping[str, Any] | None = None,
-                **overrides: Any) -> dict[str, Any]:
+def load_config(source: str | Path | Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     """Read a YAML file (or a mapping) plus overrides into a raw, key-checked mapping.
 
     Values may be lists (sweep axes); use :func:`expand_grid` to get the configs, or

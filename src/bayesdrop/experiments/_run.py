@@ -26,8 +26,17 @@ from ..training import (
 from ._config import ExperimentConfig
 from ._tracking import Tracker, make_tracker, write_json_atomic
 
-__all__ = ["RunResult", "run_experiment", "run_dir", "load_result", "build_model",
-           "load_data", "format_metrics", "load_trained", "wrap_model"]
+__all__ = [
+    "RunResult",
+    "run_experiment",
+    "run_dir",
+    "load_result",
+    "build_model",
+    "load_data",
+    "format_metrics",
+    "load_trained",
+    "wrap_model",
+]
 
 RESULT_FILE = "result.json"
 
@@ -85,12 +94,11 @@ def load_data(cfg: ExperimentConfig) -> Any:
     from .. import data
 
     splits = data.load_dataset(
-        cfg.dataset, cfg.data_dir, val_size=cfg.val_fraction, max_train=cfg.train_size,
-        seed=cfg.seed)
+        cfg.dataset, cfg.data_dir, val_size=cfg.val_fraction, max_train=cfg.train_size, seed=cfg.seed
+    )
     if splits.x_test is None or splits.y_test is None:
         raise BayesdropError(
-            f"Data set {cfg.dataset!r} has no labelled test split to evaluate on; choose "
-            "another `dataset`."
+            f"Data set {cfg.dataset!r} has no labelled test split to evaluate on; choose another `dataset`."
         )
     return splits
 
@@ -108,8 +116,7 @@ def _ood_data(cfg: ExperimentConfig, n_test: int) -> TensorDataset | None:
             f"Expected argument `ood_dataset` to be 'mnist' for dataset 'fashion-mnist' (or the "
             f"reverse), 'auto' or null, but got {other!r} for dataset {cfg.dataset!r}."
         )
-    roots = {"fashion_root": cfg.data_dir} if cfg.dataset == "fashion-mnist" else {
-        "mnist_root": cfg.data_dir}
+    roots = {"fashion_root": cfg.data_dir} if cfg.dataset == "fashion-mnist" else {"mnist_root": cfg.data_dir}
     try:
         pair = data.load_ood_pair(cfg.dataset, **roots, n=min(n_test, 10_000), seed=cfg.seed)
     except BayesdropError:
@@ -119,8 +126,7 @@ def _ood_data(cfg: ExperimentConfig, n_test: int) -> TensorDataset | None:
     return TensorDataset(pair.x_out, pair.y_out)
 
 
-def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int,
-                n_train: int) -> nn.Module:
+def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int, n_train: int) -> nn.Module:
     """The unwrapped network for the config.
 
     Dropout layers at ``rate`` for methods dropout and gaussian (whose noise replaces them),
@@ -130,9 +136,14 @@ def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes
     from .. import models
 
     p = 0.0 if cfg.method == "dropconnect" else cfg.rate
-    model = models.create_model(cfg.model, in_channels=int(input_shape[0]),
-                                input_size=int(input_shape[-1]), num_classes=num_classes,
-                                dropout=p, **(cfg.model_options or {}))
+    model = models.create_model(
+        cfg.model,
+        in_channels=int(input_shape[0]),
+        input_size=int(input_shape[-1]),
+        num_classes=num_classes,
+        dropout=p,
+        **(cfg.model_options or {}),
+    )
     if cfg.method == "concrete":
         model = _to_concrete(model, cfg, n_train)
     return model
@@ -152,11 +163,15 @@ def _to_concrete(model: nn.Module, cfg: ExperimentConfig, n: int) -> nn.Module:
         for a, b in zip(names, names[1:], strict=False):
             first, second = parent._modules[a], parent._modules[b]
             if isinstance(first, nn.modules.dropout._DropoutNd) and isinstance(
-                    second, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                second, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+            ):
                 parent._modules[a] = nn.Identity()
                 parent._modules[b] = bd.ConcreteDropout(
-                    second, init_p=cfg.rate, weight_regularizer=length_scale**2 / (tau * n),
-                    dropout_regularizer=2 / (tau * n))
+                    second,
+                    init_p=cfg.rate,
+                    weight_regularizer=length_scale**2 / (tau * n),
+                    dropout_regularizer=2 / (tau * n),
+                )
                 replaced += 1
     if replaced == 0:
         raise BayesdropError(
@@ -183,8 +198,7 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
     return f"{title}\n{table}" if title else table
 
 
-def load_trained(folder: str | Path, device: str | None = None
-                 ) -> tuple[ExperimentConfig, Any, Any]:
+def load_trained(folder: str | Path, device: str | None = None) -> tuple[ExperimentConfig, Any, Any]:
     """Rebuild a finished run from its folder: ``(config, wrapped model, data splits)``.
 
     Args:
@@ -216,8 +230,7 @@ def _train_paths(cfg: ExperimentConfig) -> tuple[Path, Path]:
     return base / "checkpoint.pt", base / "model.pt"
 
 
-def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, tracker: Tracker | None = None
-                   ) -> RunResult:
+def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, tracker: Tracker | None = None) -> RunResult:
     """Run one experiment: train (or reuse a trained model), evaluate, chart, track, record.
 
     Training checkpoints after every epoch, so a killed run resumes where it stopped; runs
@@ -240,8 +253,9 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, tracker: Trac
     lock = _acquire_lock(out)
     try:
         tracker = tracker or make_tracker(cfg.tracking, cfg.tracking_uri, cfg.experiment_name)
-        tracker.start(cfg.slug(), cfg.params(), {"bayesdrop.run_key": cfg.key(),
-                                                 "bayesdrop.train_key": cfg.train_key()})
+        tracker.start(
+            cfg.slug(), cfg.params(), {"bayesdrop.run_key": cfg.key(), "bayesdrop.train_key": cfg.train_key()}
+        )
         status = "FAILED"
         try:
             result = _run(cfg, out, tracker, say, t_start)
@@ -294,8 +308,7 @@ def _acquire_lock(folder: Path) -> Path:
     raise BayesdropError(f"Could not lock run folder {str(folder)!r}.")
 
 
-def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: float
-         ) -> RunResult:
+def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: float) -> RunResult:
     import bayesdrop
 
     seed_everything(cfg.seed)
@@ -312,8 +325,10 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     train = TensorDataset(splits.x_train, splits.y_train)
     val = TensorDataset(splits.x_val, splits.y_val) if splits.x_val is not None else None
     test = TensorDataset(x_test, y_test)
-    say(f"[bayesdrop] {cfg.slug()}: {splits.name} train {len(train)}, val "
-        f"{0 if val is None else len(val)}, test {len(test)}; device {device}")
+    say(
+        f"[bayesdrop] {cfg.slug()}: {splits.name} train {len(train)}, val "
+        f"{0 if val is None else len(val)}, test {len(test)}; device {device}"
+    )
 
     model = build_model(cfg, splits.input_shape, splits.num_classes, len(train))
     mc = wrap_model(model, cfg, splits.task)
@@ -329,42 +344,62 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             tracker.log_metrics(e.metrics(), step=e.epoch)
         say(f"[bayesdrop] reusing the model trained with the same settings ({model_path})")
     else:
+
         def on_epoch(e: EpochStats) -> None:
             tracker.log_metrics(e.metrics(), step=e.epoch)
-            val_txt = "" if e.val_loss is None else (
-                f", val NLL {e.val_loss:.4f}, val acc {e.val_accuracy:.4f}")
-            say(f"[bayesdrop] epoch {e.epoch}/{cfg.epochs}: train loss {e.train_loss:.4f}"
-                f"{val_txt} ({e.seconds:.1f}s)")
+            val_txt = "" if e.val_loss is None else (f", val NLL {e.val_loss:.4f}, val acc {e.val_accuracy:.4f}")
+            say(f"[bayesdrop] epoch {e.epoch}/{cfg.epochs}: train loss {e.train_loss:.4f}{val_txt} ({e.seconds:.1f}s)")
 
         hist: History = fit(
-            mc, train, task=splits.task, val_data=val, epochs=cfg.epochs,
-            batch_size=cfg.batch_size, optimizer=cfg.optimizer, lr=cfg.lr,
-            momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+            mc,
+            train,
+            task=splits.task,
+            val_data=val,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
             length_scale=None if cfg.method == "concrete" else cfg.length_scale,
-            tau=cfg.tau, p=cfg.rate, schedule=cfg.schedule, patience=cfg.patience,
-            val_samples=cfg.val_samples, checkpoint=ckpt_path, device=device, seed=cfg.seed,
-            progress=cfg.progress, callback=on_epoch)
+            tau=cfg.tau,
+            p=cfg.rate,
+            schedule=cfg.schedule,
+            patience=cfg.patience,
+            val_samples=cfg.val_samples,
+            checkpoint=ckpt_path,
+            device=device,
+            seed=cfg.seed,
+            progress=cfg.progress,
+            callback=on_epoch,
+        )
         history = hist.epochs
-        save_checkpoint(model_path, {
-            "model": network(mc).state_dict(), "history": [e.__dict__ for e in history],
-            "config": cfg.to_dict(), "best_epoch": hist.best_epoch,
-            "bayesdrop_version": bayesdrop.__version__})
+        save_checkpoint(
+            model_path,
+            {
+                "model": network(mc).state_dict(),
+                "history": [e.__dict__ for e in history],
+                "config": cfg.to_dict(),
+                "best_epoch": hist.best_epoch,
+                "bayesdrop_version": bayesdrop.__version__,
+            },
+        )
     train_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     ood = _ood_data(cfg, len(test))
     if ood is None and cfg.ood_dataset == "auto" and cfg.dataset in ("fashion-mnist", "mnist"):
-        say("[bayesdrop] OOD metrics skipped: the other data set's test images were not found "
-            "(put MNIST / Fashion-MNIST IDX files in $BAYESDROP_DATA)")
-    ev = evaluate_model(mc, test, samples=cfg.samples, seed=cfg.seed, ood_data=ood,
-                        progress=cfg.progress)
+        say(
+            "[bayesdrop] OOD metrics skipped: the other data set's test images were not found "
+            "(put MNIST / Fashion-MNIST IDX files in $BAYESDROP_DATA)"
+        )
+    ev = evaluate_model(mc, test, samples=cfg.samples, seed=cfg.seed, ood_data=ood, progress=cfg.progress)
     eval_seconds = time.perf_counter() - t1
     metrics = dict(ev.metrics)
     metrics["train_seconds"] = round(train_seconds, 3)
     metrics["eval_seconds"] = round(eval_seconds, 3)
     if cfg.method == "concrete":
-        rates = [float(m.p.detach()) for m in mc.modules()
-                 if isinstance(m, bayesdrop.ConcreteDropout)]
+        rates = [float(m.p.detach()) for m in mc.modules() if isinstance(m, bayesdrop.ConcreteDropout)]
         metrics["concrete_p_mean"] = sum(rates) / len(rates)
     table = format_metrics(ev.metrics, title=f"{cfg.slug()}  (T = {cfg.samples} MC samples)")
     say(table)
@@ -375,9 +410,15 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     tracker.log_artifact(out / "metrics.txt")
     tracker.log_artifact(out / "metrics.json")
     tracker.log_artifact(out / "config.json")
-    save_checkpoint(out / "model.pt", {"model": network(mc).state_dict(), "config": cfg.to_dict(),
-                                       "history": [e.__dict__ for e in history],
-                                       "bayesdrop_version": bayesdrop.__version__})
+    save_checkpoint(
+        out / "model.pt",
+        {
+            "model": network(mc).state_dict(),
+            "config": cfg.to_dict(),
+            "history": [e.__dict__ for e in history],
+            "bayesdrop_version": bayesdrop.__version__,
+        },
+    )
     tracker.log_artifact(out / "model.pt", "model")
 
     charts: list[str] = []
@@ -389,9 +430,15 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             tracker.log_artifact(p, "charts")
         say(f"[bayesdrop] charts: {', '.join(charts)}")
     result = RunResult(
-        key=cfg.key(), config=cfg.to_dict(), metrics=metrics, run_dir=str(out),
-        charts=charts, mlflow_run_id=tracker.run_id,
-        history=[e.__dict__ for e in history], reused_training=reused)
+        key=cfg.key(),
+        config=cfg.to_dict(),
+        metrics=metrics,
+        run_dir=str(out),
+        charts=charts,
+        mlflow_run_id=tracker.run_id,
+        history=[e.__dict__ for e in history],
+        reused_training=reused,
+    )
     write_json_atomic(out / RESULT_FILE, result.to_dict())
     say(f"[bayesdrop] done in {time.perf_counter() - t_start:.1f}s -> {out}")
     return result

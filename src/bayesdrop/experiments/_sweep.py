@@ -20,9 +20,18 @@ from ._tracking import ensure_experiment, make_tracker, resolve_tracking_uri, wr
 __all__ = ["SweepResult", "run_sweep", "sweep_table", "draw_sweep_charts"]
 
 # columns of the sweep summary, when present
-_SUMMARY = ("accuracy", "nll", "brier", "ece", "aurc", "mutual_information",
-            "ood_auroc_entropy", "ood_auroc_mutual_information", "train_seconds",
-            "eval_seconds")
+_SUMMARY = (
+    "accuracy",
+    "nll",
+    "brier",
+    "ece",
+    "aurc",
+    "mutual_information",
+    "ood_auroc_entropy",
+    "ood_auroc_mutual_information",
+    "train_seconds",
+    "eval_seconds",
+)
 
 
 @dataclass
@@ -44,8 +53,10 @@ class SweepResult:
 
 def _absolute(cfg: ExperimentConfig) -> ExperimentConfig:
     """Paths made absolute, so a run does the same from any working folder (Ray trials)."""
-    changes: dict[str, Any] = {"output_dir": str(Path(cfg.output_dir).resolve()),
-                               "tracking_uri": resolve_tracking_uri(cfg.tracking_uri)}
+    changes: dict[str, Any] = {
+        "output_dir": str(Path(cfg.output_dir).resolve()),
+        "tracking_uri": resolve_tracking_uri(cfg.tracking_uri),
+    }
     if cfg.data_dir is not None:
         changes["data_dir"] = str(Path(cfg.data_dir).resolve())
     return replace(cfg, **changes)
@@ -53,8 +64,14 @@ def _absolute(cfg: ExperimentConfig) -> ExperimentConfig:
 
 def _row(r: RunResult) -> dict[str, Any]:
     c = r.config
-    row = {"method": c["method"], "rate": c["rate"], "samples": c["samples"],
-           "model": c["model"], "dataset": c["dataset"], "seed": c["seed"]}
+    row = {
+        "method": c["method"],
+        "rate": c["rate"],
+        "samples": c["samples"],
+        "model": c["model"],
+        "dataset": c["dataset"],
+        "seed": c["seed"],
+    }
     row.update({k: r.metrics[k] for k in _SUMMARY if k in r.metrics})
     row["key"] = r.key
     return row
@@ -68,8 +85,7 @@ def sweep_table(results: Sequence[RunResult]) -> str:
     cols = list(dict.fromkeys(k for row in rows for k in row))
 
     def fmt(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) and not isinstance(v, bool) and (
-            abs(v) < 1e4) else str(v)
+        return f"{v:.4f}" if isinstance(v, float) and not isinstance(v, bool) and (abs(v) < 1e4) else str(v)
 
     cells = [[fmt(row.get(c, "")) for c in cols] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
@@ -91,8 +107,9 @@ def _write_summary(results: Sequence[RunResult], path: Path) -> Path:
     return path
 
 
-def draw_sweep_charts(results: Sequence[RunResult], out: str | Path, prefix: str = "sweep",
-                      metrics: Sequence[str] | None = None) -> list[Path]:
+def draw_sweep_charts(
+    results: Sequence[RunResult], out: str | Path, prefix: str = "sweep", metrics: Sequence[str] | None = None
+) -> list[Path]:
     """Metric vs dropout rate (per method, at the largest T) and vs samples (per method and
     rate), when the sweep varies those. Files: ``<prefix>_vs-rate_<...>.png``, ....
 
@@ -116,16 +133,29 @@ def draw_sweep_charts(results: Sequence[RunResult], out: str | Path, prefix: str
     paths = []
     if len(rates) > 1:
         t_max = samples[-1]
-        paths.append(plot_metric_vs(
-            rows, "rate", out / f"{prefix}_vs-rate_{fixed_txt}_T{t_max}.png",
-            fixed={"samples": t_max}, group=("method",), metrics=metrics,
-            title=f"Metrics vs dropout rate ({what}{', ' if what else ''}T={t_max})"))
+        paths.append(
+            plot_metric_vs(
+                rows,
+                "rate",
+                out / f"{prefix}_vs-rate_{fixed_txt}_T{t_max}.png",
+                fixed={"samples": t_max},
+                group=("method",),
+                metrics=metrics,
+                title=f"Metrics vs dropout rate ({what}{', ' if what else ''}T={t_max})",
+            )
+        )
     if len(samples) > 1:
         group = ("method", "rate") if len(rates) > 1 else ("method",)
-        paths.append(plot_metric_vs(
-            rows, "samples", out / f"{prefix}_vs-samples_{fixed_txt}.png", group=group,
-            metrics=metrics,
-            title=f"Metrics vs number of MC samples{f' ({what})' if what else ''}"))
+        paths.append(
+            plot_metric_vs(
+                rows,
+                "samples",
+                out / f"{prefix}_vs-samples_{fixed_txt}.png",
+                group=group,
+                metrics=metrics,
+                title=f"Metrics vs number of MC samples{f' ({what})' if what else ''}",
+            )
+        )
     return paths
 
 
@@ -140,15 +170,14 @@ def _trial(config: dict[str, Any]) -> dict[str, Any]:
     return {"n_runs": len(records), "records": records}
 
 
-def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: float, gpus: float,
-             storage: Path) -> list[RunResult]:
+def _run_ray(
+    pending: list[ExperimentConfig], *, address: str | None, cpus: float, gpus: float, storage: Path
+) -> list[RunResult]:
     try:
         import ray
         from ray import tune
     except ImportError:
-        raise BayesdropError(
-            "Sweeps on Ray need `ray[tune]`: pip install 'bayesdrop[experiments]'."
-        ) from None
+        raise BayesdropError("Sweeps on Ray need `ray[tune]`: pip install 'bayesdrop[experiments]'.") from None
     # one trial per trained model: runs differing only in evaluation (samples) share it
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in pending:
@@ -169,8 +198,7 @@ def _run_ray(pending: list[ExperimentConfig], *, address: str | None, cpus: floa
         tuner = tune.Tuner(
             trainable,
             param_space={"experiments": tune.grid_search(list(groups.values()))},
-            run_config=tune.RunConfig(storage_path=str(storage), name=f"sweep-{int(time.time())}",
-                                      verbose=0),
+            run_config=tune.RunConfig(storage_path=str(storage), name=f"sweep-{int(time.time())}", verbose=0),
         )
         grid = tuner.fit()
         results, errors = [], []
@@ -230,11 +258,11 @@ def run_sweep(
     if not configs:
         raise expected("configs", "a non-empty list of ExperimentConfig", list(configs))
     if len({c.output_dir for c in configs}) != 1:
-        raise expected("configs", "configs sharing one `output_dir`",
-                       sorted({c.output_dir for c in configs}))
+        raise expected("configs", "configs sharing one `output_dir`", sorted({c.output_dir for c in configs}))
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
-        raise expected("cpus_per_trial", "a positive number (and gpus_per_trial >= 0)",
-                       (cpus_per_trial, gpus_per_trial))
+        raise expected(
+            "cpus_per_trial", "a positive number (and gpus_per_trial >= 0)", (cpus_per_trial, gpus_per_trial)
+        )
     say = print if verbose else (lambda *a, **k: None)
     configs = [_absolute(c) for c in configs]
     out = Path(configs[0].output_dir)
@@ -246,15 +274,15 @@ def run_sweep(
             done[c.key()] = r
     skipped = list(done)
     pending = [c for c in configs if c.key() not in done]
-    say(f"[bayesdrop] sweep: {len(configs)} runs, {len(skipped)} already finished, "
-        f"{len(pending)} to run{' on Ray' if (ray or ray_address) and pending else ''}")
+    say(
+        f"[bayesdrop] sweep: {len(configs)} runs, {len(skipped)} already finished, "
+        f"{len(pending)} to run{' on Ray' if (ray or ray_address) and pending else ''}"
+    )
     if pending:
-        for c in {(c.tracking_uri, c.experiment_name) for c in pending
-                  if c.tracking}:
+        for c in {(c.tracking_uri, c.experiment_name) for c in pending if c.tracking}:
             ensure_experiment(*c)
     if pending and (ray or ray_address):
-        for r in _run_ray(pending, address=ray_address, cpus=cpus_per_trial,
-                          gpus=gpus_per_trial, storage=out / "_ray"):
+        for r in _run_ray(pending, address=ray_address, cpus=cpus_per_trial, gpus=gpus_per_trial, storage=out / "_ray"):
             done[r.key] = r
     else:
         for i, c in enumerate(pending, 1):
@@ -272,14 +300,18 @@ def run_sweep(
     first = configs[0]
     if pending and first.tracking:  # the sweep's own MLflow run: summary table and charts
         tracker = make_tracker(True, first.tracking_uri, first.experiment_name)
-        axes = {k: sorted({str(getattr(c, k)) for c in configs}) for k in first.to_dict()
-                if len({str(getattr(c, k)) for c in configs}) > 1}
-        tracker.start(f"sweep {out.name}", {"n_runs": len(configs), **{
-            f"sweep.{k}": ",".join(v) for k, v in axes.items()}},
-            {"bayesdrop.sweep": str(out)})
+        axes = {
+            k: sorted({str(getattr(c, k)) for c in configs})
+            for k in first.to_dict()
+            if len({str(getattr(c, k)) for c in configs}) > 1
+        }
+        tracker.start(
+            f"sweep {out.name}",
+            {"n_runs": len(configs), **{f"sweep.{k}": ",".join(v) for k, v in axes.items()}},
+            {"bayesdrop.sweep": str(out)},
+        )
         tracker.log_artifact(summary)
         for p in chart_paths:
             tracker.log_artifact(p, "charts")
         tracker.end("FINISHED")
-    return SweepResult(results=results, skipped=skipped, charts=chart_paths,
-                       summary_path=str(summary))
+    return SweepResult(results=results, skipped=skipped, charts=chart_paths, summary_path=str(summary))

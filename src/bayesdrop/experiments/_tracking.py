@@ -17,7 +17,7 @@ def resolve_tracking_uri(uri: str, base: str | Path | None = None) -> str:
     """Make a relative ``sqlite:///file.db`` URI absolute (Ray workers run in other folders)."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        path = Path(base or os.getcwd()) / uri[len(prefix):]
+        path = Path(base or os.getcwd()) / uri[len(prefix) :]
         return prefix + str(path.resolve())
     return uri
 
@@ -59,8 +59,7 @@ def _finite_numbers(metrics: dict[str, Any]) -> dict[str, float]:
 class MlflowTracker(Tracker):
     """Logs to MLflow: by default a SQLite store ``./mlflow.db``, artifacts in ``./mlruns``."""
 
-    def __init__(self, tracking_uri: str = "sqlite:///mlflow.db",
-                 experiment_name: str = "bayesdrop") -> None:
+    def __init__(self, tracking_uri: str = "sqlite:///mlflow.db", experiment_name: str = "bayesdrop") -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
@@ -74,8 +73,8 @@ class MlflowTracker(Tracker):
         if key:  # a run of this key left RUNNING by a killed process: mark it KILLED
             stale = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`bayesdrop.run_key` = '{key}' and "
-                              "attributes.status = 'RUNNING'")
+                filter_string=f"tags.`bayesdrop.run_key` = '{key}' and attributes.status = 'RUNNING'",
+            )
             for old in stale:
                 self.client.set_terminated(old.info.run_id, status="KILLED")
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
@@ -83,8 +82,7 @@ class MlflowTracker(Tracker):
         # log_batch caps at 100 params; our configs are smaller
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500])
-                                                   for k, v in params.items()])
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         if self.run_id is None:
@@ -122,7 +120,7 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         return exp.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///"):]).parent / "mlruns").resolve().as_uri()
+        location = (Path(uri[len("sqlite:///") :]).parent / "mlruns").resolve().as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:  # noqa: BLE001 - created concurrently by another process

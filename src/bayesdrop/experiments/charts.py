@@ -20,11 +20,15 @@ from .._io import atomic_open
 __all__ = ["path_uncertainty", "plot_uncertainty_path", "plot_metric_vs", "PREFERRED_METRICS"]
 
 # metrics drawn by the sweep charts when present, best first
-PREFERRED_METRICS = ("accuracy", "nll", "ece", "aurc", "ood_auroc_entropy",
-                     "ood_auroc_mutual_information")
-_LABELS = {"nll": "NLL", "ece": "ECE", "aurc": "AURC", "brier": "Brier",
-           "ood_auroc_entropy": "OOD AUROC (entropy)",
-           "ood_auroc_mutual_information": "OOD AUROC (mutual inf.)"}
+PREFERRED_METRICS = ("accuracy", "nll", "ece", "aurc", "ood_auroc_entropy", "ood_auroc_mutual_information")
+_LABELS = {
+    "nll": "NLL",
+    "ece": "ECE",
+    "aurc": "AURC",
+    "brier": "Brier",
+    "ood_auroc_entropy": "OOD AUROC (entropy)",
+    "ood_auroc_mutual_information": "OOD AUROC (mutual inf.)",
+}
 # metrics where a larger value is better (the others: lower is better), for the titles
 _HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_at")
 
@@ -48,8 +52,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 @torch.no_grad()
-def path_uncertainty(mc: Any, images: Tensor, *, samples: int = 100, seed: int = 0
-                     ) -> dict[str, Tensor]:
+def path_uncertainty(mc: Any, images: Tensor, *, samples: int = 100, seed: int = 0) -> dict[str, Tensor]:
     """MC-predict a path of K inputs (a rotation, a morph) and collect what the charts show.
 
     Args:
@@ -109,8 +112,7 @@ def plot_uncertainty_path(
     k, t, c = samp.shape
     if mean.shape != (k, c):
         raise expected("result['mean']", f"a ({k}, {c}) tensor", tuple(mean.shape))
-    xs = torch.arange(k, dtype=torch.float64) if steps is None else torch.tensor(
-        list(steps), dtype=torch.float64)
+    xs = torch.arange(k, dtype=torch.float64) if steps is None else torch.tensor(list(steps), dtype=torch.float64)
     if xs.numel() != k:
         raise expected("steps", f"{k} values", len(xs))
     names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
@@ -124,15 +126,14 @@ def plot_uncertainty_path(
     pic_h = min(1.6, 0.75 * fig_w / k)  # about square thumbnails (axes ~77% of the width)
     fig_h = pic_h + 3 * 2.1 + 1.6
     fig, (ax0, ax1, ax2, ax3) = plt.subplots(
-        4, 1, sharex=True, figsize=(fig_w, fig_h),
-        gridspec_kw={"height_ratios": [pic_h, 2.1, 2.1, 2.1], "hspace": 0.32})
+        4, 1, sharex=True, figsize=(fig_w, fig_h), gridspec_kw={"height_ratios": [pic_h, 2.1, 2.1, 2.1], "hspace": 0.32}
+    )
     fig.subplots_adjust(top=1 - 0.55 / fig_h, bottom=0.6 / fig_h)
     pics = _as_pictures(images)
     if pics is not None:
         for i in range(k):
             x0 = xs[i].item()
-            ax0.imshow(pics[i], cmap="gray_r", extent=(x0 - 0.45 * width, x0 + 0.45 * width,
-                                                      0, 1), aspect="auto")
+            ax0.imshow(pics[i], cmap="gray_r", extent=(x0 - 0.45 * width, x0 + 0.45 * width, 0, 1), aspect="auto")
     ax0.set_ylim(0, 1)
     ax0.set_yticks([])
     for side in ("left", "right", "top", "bottom"):
@@ -144,8 +145,9 @@ def plot_uncertainty_path(
         col = colors(j % 10)
         ax1.plot(xs, mean[:, cls], "-o", color=col, lw=2, ms=4, label=names[cls])
         jitter = (torch.rand(k, t, generator=gen, dtype=torch.float64) - 0.5) * 0.35 * width
-        ax2.scatter((xs[:, None] + jitter).flatten(), samp[:, :, cls].flatten(), s=4,
-                    color=col, alpha=0.25, linewidths=0)
+        ax2.scatter(
+            (xs[:, None] + jitter).flatten(), samp[:, :, cls].flatten(), s=4, color=col, alpha=0.25, linewidths=0
+        )
         lo = samp[:, :, cls].quantile(0.1, dim=1)
         hi = samp[:, :, cls].quantile(0.9, dim=1)
         ax2.fill_between(xs, lo, hi, color=col, alpha=0.15)
@@ -163,10 +165,8 @@ def plot_uncertainty_path(
     ax2.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
 
     ax3.plot(xs, result["entropy"], "-o", color="black", ms=3, label="entropy (total)")
-    ax3.plot(xs, result["expected_entropy"], "--", color="tab:blue",
-             label="expected entropy (aleatoric)")
-    ax3.plot(xs, result["mutual_information"], "-", color="tab:red", lw=2,
-             label="mutual information (epistemic)")
+    ax3.plot(xs, result["expected_entropy"], "--", color="tab:blue", label="expected entropy (aleatoric)")
+    ax3.plot(xs, result["mutual_information"], "-", color="tab:red", lw=2, label="mutual information (epistemic)")
     ax3.plot(xs, result["variation_ratio"], ":", color="tab:green", label="variation ratio")
     ax3.axhline(math.log(c), color="gray", lw=0.8, ls=(0, (1, 3)))
     ax3.set_ylim(bottom=0)
@@ -242,13 +242,18 @@ def plot_metric_vs(
             pts = sorted((r[x], float(r[metric])) for r in runs if _finite(r.get(metric)))
             if not pts:
                 continue
-            name = ", ".join(f"{g}={v}" if g != "method" else str(v)
-                             for g, v in zip(group, label, strict=True))
+            name = ", ".join(f"{g}={v}" if g != "method" else str(v) for g, v in zip(group, label, strict=True))
             ls, marker = styles[seconds.index(label[1]) % 4] if len(group) > 1 else ("-", "o")
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker=marker, ms=5,
-                    color=cmap(firsts.index(str(label[0])) % 10), label=name)
-        better = ("higher is better" if metric.startswith(_HIGHER_BETTER)
-                  else "lower is better")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                ls,
+                marker=marker,
+                ms=5,
+                color=cmap(firsts.index(str(label[0])) % 10),
+                label=name,
+            )
+        better = "higher is better" if metric.startswith(_HIGHER_BETTER) else "lower is better"
         ax.set_title(f"{_LABELS.get(metric, metric)} ({better})", fontsize=10)
         ax.set_xlabel({"rate": "dropout rate p", "samples": "MC samples T"}.get(x, x))
         if x == "samples":
@@ -258,12 +263,11 @@ def plot_metric_vs(
         ax.set_xticklabels([f"{v:g}" for v in xs])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     legend_rows = math.ceil(len(labels) / 4)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, bbox_to_anchor=(0.5, 0.0))
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.1) / (3.4 * nrow), 1, 1))

@@ -57,9 +57,7 @@ def _bin_index(confidence: Tensor, n_bins: int) -> Tensor:
 
 def _bin_sums(confidence: Tensor, correct: Tensor, index: Tensor, n_bins: int) -> Tensor:
     """``(n_bins, 3)`` per-bin [count, sum of confidences, sum of correct indicators]."""
-    values = torch.stack(
-        [torch.ones_like(confidence), confidence, correct.to(confidence.dtype)], dim=1
-    )
+    values = torch.stack([torch.ones_like(confidence), confidence, correct.to(confidence.dtype)], dim=1)
     sums = torch.zeros(n_bins, 3, dtype=confidence.dtype, device=confidence.device)
     return sums.index_add_(0, index, values)
 

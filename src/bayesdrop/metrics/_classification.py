@@ -32,9 +32,7 @@ def accuracy(probs: Any, target: Any) -> float:
     return float((p.argmax(1) == y).double().mean())
 
 
-def nll(
-    probs: Any, target: Any, *, log_probs: bool = False, reduction: str = "mean"
-) -> float | Tensor:
+def nll(probs: Any, target: Any, *, log_probs: bool = False, reduction: str = "mean") -> float | Tensor:
     """Negative log-likelihood of the targets (cross-entropy), in nats.
 
     Probabilities of exactly 0 on the target are clamped to the smallest positive float64

@@ -69,8 +69,7 @@ def ood_scores(pred: Prediction) -> dict[str, Tensor]:
     for name, s in scores.items():
         if s.shape[0] != p.shape[0]:
             raise BayesdropError(
-                f"Expected `pred.{name}` to have length {p.shape[0]} like `pred.mean`, but got "
-                f"{s.shape[0]}."
+                f"Expected `pred.{name}` to have length {p.shape[0]} like `pred.mean`, but got {s.shape[0]}."
             )
     return scores
 
@@ -177,9 +176,7 @@ class Evaluator:
         p = check_probs(pred.mean, "pred.mean")
         y = check_labels(targets, "targets", p.shape[0], p.shape[1]).to(p.device)
         if self._n_classes is not None and p.shape[1] != self._n_classes:
-            raise expected(
-                "pred.mean", f"{self._n_classes} classes like the earlier updates", p.shape[1]
-            )
+            raise expected("pred.mean", f"{self._n_classes} classes like the earlier updates", p.shape[1])
         scores = ood_scores(pred)
         self._start(pred)
         self._n_classes = p.shape[1]
@@ -288,9 +285,7 @@ class Evaluator:
     def compute(self) -> dict[str, Any]:
         """Every applicable metric as a plain dict of Python numbers (see :func:`evaluate`)."""
         if self.task is None or self.n == 0:
-            raise BayesdropError(
-                "Nothing to compute: call `update(pred, targets)` with at least one batch first."
-            )
+            raise BayesdropError("Nothing to compute: call `update(pred, targets)` with at least one batch first.")
         if self.task == "classification":
             return self._compute_classification()
         return self._compute_regression()
@@ -318,9 +313,7 @@ class Evaluator:
         curve = _curve(conf, correct)
         out["aurc"] = _aurc(curve)
         out["augrc"] = _augrc(curve)
-        out[f"risk_at_{_pct_key(self.coverage)}_coverage"] = _risk_at_coverage(
-            curve, max(self.coverage, 1e-12)
-        )
+        out[f"risk_at_{_pct_key(self.coverage)}_coverage"] = _risk_at_coverage(curve, max(self.coverage, 1e-12))
         car = _coverage_at_risk(curve, self.risk)
         out[f"coverage_at_{_pct_key(self.risk)}_risk"] = car.coverage
         out[f"coverage_at_{_pct_key(self.risk)}_risk_reached"] = car.reached

@@ -164,9 +164,7 @@ def _ood_pair(score_in: Any, score_out: Any) -> tuple[Tensor, Tensor]:
     s_in = as_float(score_in, "score_in", ndim=1)
     s_out = as_float(score_out, "score_out", ndim=1)
     s = torch.cat([s_in, s_out.to(s_in.device)])
-    is_ood = torch.cat(
-        [torch.zeros_like(s_in, dtype=torch.bool), torch.ones_like(s_out, dtype=torch.bool)]
-    )
+    is_ood = torch.cat([torch.zeros_like(s_in, dtype=torch.bool), torch.ones_like(s_out, dtype=torch.bool)])
     return s, is_ood
 
 

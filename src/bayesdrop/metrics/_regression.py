@@ -284,9 +284,7 @@ def _crps_mixture_elements(s: Tensor, v: Tensor | None, y: Tensor) -> Tensor:
     def a(mu: Tensor, var: Tensor) -> Tensor:  # E|Z| for Z ~ N(mu, var)
         sd = var.sqrt()
         z = mu / sd
-        return 2 * sd * torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) + mu * (
-            2 * torch.special.ndtr(z) - 1
-        )
+        return 2 * sd * torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) + mu * (2 * torch.special.ndtr(z) - 1)
 
     first = a(y2 - s2, v2).mean(-1)
     # The T x T pairwise term, chunked over examples to bound memory (about 2e6 pairs a chunk).

@@ -76,9 +76,7 @@ def _check(confidence: Any, correct: Any) -> tuple[Tensor, Tensor]:
 def _curve(conf: Tensor, ok: Tensor) -> RiskCoverageCurve:
     n_acc, n_err, thr = _threshold_counts(conf, ~ok)
     n = conf.numel()
-    return RiskCoverageCurve(
-        coverage=n_acc / n, risk=n_err / n_acc, generalized_risk=n_err / n, thresholds=thr
-    )
+    return RiskCoverageCurve(coverage=n_acc / n, risk=n_err / n_acc, generalized_risk=n_err / n, thresholds=thr)
 
 
 def risk_coverage_curve(confidence: Any, correct: Any) -> RiskCoverageCurve:

@@ -39,14 +39,10 @@ def as_float(x: Any, name: str, *, ndim: int | None = None, min_ndim: int | None
     if t.is_complex():
         raise expected(name, "a real-valued tensor", _describe(t))
     if ndim is not None and t.dim() != ndim:
-        raise BayesdropError(
-            f"Expected argument `{name}` to have {ndim} dimension(s), but got shape "
-            f"{tuple(t.shape)}."
-        )
+        raise BayesdropError(f"Expected argument `{name}` to have {ndim} dimension(s), but got shape {tuple(t.shape)}.")
     if min_ndim is not None and t.dim() < min_ndim:
         raise BayesdropError(
-            f"Expected argument `{name}` to have at least {min_ndim} dimension(s), but got "
-            f"shape {tuple(t.shape)}."
+            f"Expected argument `{name}` to have at least {min_ndim} dimension(s), but got shape {tuple(t.shape)}."
         )
     if t.numel() == 0:
         raise expected(name, "a non-empty tensor", f"an empty tensor of shape {tuple(t.shape)}")
@@ -108,8 +104,7 @@ def check_labels(target: Any, name: str, n: int, n_classes: int | None = None) -
         t = t.to(torch.int64)
     if t.dim() != 1:
         raise BayesdropError(
-            f"Expected argument `{name}` to be a (N,) tensor of labels, but got shape "
-            f"{tuple(t.shape)}."
+            f"Expected argument `{name}` to be a (N,) tensor of labels, but got shape {tuple(t.shape)}."
         )
     check_length(t, name, n)
     t = t.to(torch.int64)
@@ -117,8 +112,7 @@ def check_labels(target: Any, name: str, n: int, n_classes: int | None = None) -
         lo, hi = int(t.min()), int(t.max())
         if lo < 0 or hi >= n_classes:
             raise BayesdropError(
-                f"Expected argument `{name}` to hold labels in [0, {n_classes - 1}], but got "
-                f"labels in [{lo}, {hi}]."
+                f"Expected argument `{name}` to hold labels in [0, {n_classes - 1}], but got labels in [{lo}, {hi}]."
             )
     return t
 
@@ -128,8 +122,7 @@ def check_binary(x: Any, name: str, n: int) -> Tensor:
     t = as_tensor(x, name)
     if t.dim() != 1:
         raise BayesdropError(
-            f"Expected argument `{name}` to be a (N,) tensor of 0/1 values, but got shape "
-            f"{tuple(t.shape)}."
+            f"Expected argument `{name}` to be a (N,) tensor of 0/1 values, but got shape {tuple(t.shape)}."
         )
     check_length(t, name, n)
     if t.dtype != torch.bool:
@@ -163,8 +156,7 @@ def check_same_shape(t: Tensor, name: str, shape: torch.Size, other: str) -> Ten
     ):
         return t.reshape(shape)
     raise BayesdropError(
-        f"Expected argument `{name}` to have the shape of `{other}` {tuple(shape)}, but got "
-        f"shape {tuple(t.shape)}."
+        f"Expected argument `{name}` to have the shape of `{other}` {tuple(shape)}, but got shape {tuple(t.shape)}."
     )
 
 

@@ -55,7 +55,5 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise BayesdropError(
-            f"Model {key!r} got unknown argument(s) {unknown}; it accepts {accepted}."
-        )
+        raise BayesdropError(f"Model {key!r} got unknown argument(s) {unknown}; it accepts {accepted}.")
     return cls(**kwargs)

@@ -121,9 +121,7 @@ def reliability_diagram(
     frac = (bins.counts / bins.counts.sum()).numpy()
     bottom.bar(centers, frac, width=width, color="0.55", edgecolor="white", lw=0.8)
     bottom.axvline(acc, color="#4C72B0", lw=1.5, label=f"accuracy {100 * acc:.1f}%")
-    bottom.axvline(
-        mean_conf, color="#C44E52", lw=1.5, ls="--", label=f"mean conf. {100 * mean_conf:.1f}%"
-    )
+    bottom.axvline(mean_conf, color="#C44E52", lw=1.5, ls="--", label=f"mean conf. {100 * mean_conf:.1f}%")
     bottom.set(xlabel="confidence (max predicted probability)", ylabel="fraction", xlim=(0, 1))
     bottom.legend(loc="upper left", fontsize=7, frameon=False)
     n_samples = f"T = {pred.n_samples}, " if isinstance(pred, Prediction) else ""
@@ -230,9 +228,7 @@ def mc_histogram(
         The matplotlib Figure.
     """
     if not isinstance(pred, Prediction):
-        raise expected(
-            "pred", "a bayesdrop.Prediction made with keep_samples=True", type(pred).__name__
-        )
+        raise expected("pred", "a bayesdrop.Prediction made with keep_samples=True", type(pred).__name__)
     samples = pred.samples  # raises with a hint when not kept
     b = samples.shape[0]
     if isinstance(index, bool) or not isinstance(index, int) or not -b <= index < b:
@@ -240,9 +236,7 @@ def mc_histogram(
     s = samples[index].detach().to("cpu", torch.float64).reshape(samples.shape[1], -1)  # (T, K)
     k = s.shape[1]
     if cls is None:
-        chosen = (
-            [int(pred.mean[index].reshape(-1).argmax())] if pred.task == "classification" else [0]
-        )
+        chosen = [int(pred.mean[index].reshape(-1).argmax())] if pred.task == "classification" else [0]
     else:
         chosen = [cls] if isinstance(cls, int) else list(cls)
     for c in chosen:

@@ -23,9 +23,7 @@ def new_figure(figsize: tuple[float, float], **subplot_kw: Any) -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as err:  # pragma: no cover - matplotlib is an optional extra
-        raise BayesdropError(
-            "bayesdrop.plots needs matplotlib: `pip install bayesdrop[experiments]`."
-        ) from err
+        raise BayesdropError("bayesdrop.plots needs matplotlib: `pip install bayesdrop[experiments]`.") from err
     return Figure(figsize=figsize, layout="constrained", **subplot_kw)
 
 

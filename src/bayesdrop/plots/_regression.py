@@ -25,9 +25,7 @@ def _column(x: Any, name: str, n: int | None = None) -> torch.Tensor:
             )
         t = t.reshape(-1)
     if n is not None and t.numel() != n:
-        raise BayesdropError(
-            f"Expected argument `{name}` to have length {n}, but got length {t.numel()}."
-        )
+        raise BayesdropError(f"Expected argument `{name}` to have length {n}, but got length {t.numel()}.")
     return t
 
 
@@ -102,9 +100,7 @@ def regression_bands(
             raise BayesdropError("Argument `train_x` needs `train_y`: pass both to scatter them.")
         tx = _column(train_x, "train_x")
         ty = _column(train_y, "train_y", tx.numel())
-        ax.scatter(
-            tx.numpy(), ty.numpy(), s=6, color="0.2", alpha=0.6, label="training data", zorder=3
-        )
+        ax.scatter(tx.numpy(), ty.numpy(), s=6, color="0.2", alpha=0.6, label="training data", zorder=3)
     if targets is not None:
         ty = _column(targets, "targets", n)[order]
         ax.scatter(xs, ty.numpy(), s=6, color="#C44E52", alpha=0.6, label="test targets", zorder=3)

@@ -104,15 +104,23 @@ def train_regression_net(
     model = RegressionMLP(x.shape[1], hidden=tuple(hidden), dropout=dropout, placement="hidden")
     per_epoch = math.ceil(len(x) / batch_size)
     epochs = math.ceil(steps / per_epoch)
-    fit(bd.wrap(model, task="regression"), TensorDataset(x, y), task="regression",
-        epochs=epochs, batch_size=batch_size, lr=lr, length_scale=length_scale, p=dropout,
-        tau=1.0, device="cpu", seed=seed)
+    fit(
+        bd.wrap(model, task="regression"),
+        TensorDataset(x, y),
+        task="regression",
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        length_scale=length_scale,
+        p=dropout,
+        tau=1.0,
+        device="cpu",
+        seed=seed,
+    )
     return model, epochs
 
 
-def estimate_tau(
-    model: nn.Module, x: Tensor, y: Tensor, samples: int = 100, seed: int = 0
-) -> float:
+def estimate_tau(model: nn.Module, x: Tensor, y: Tensor, samples: int = 100, seed: int = 0) -> float:
     """Plug-in model precision: ``1 / mean((y - MC mean)^2)`` on the training data.
 
     Args:
@@ -124,9 +132,7 @@ def estimate_tau(
     return 1.0 / max(mse, 1e-12)
 
 
-def band_summary(
-    x: Tensor, std: Tensor, train_max: float, *, far: float = 3.0
-) -> dict[str, float]:
+def band_summary(x: Tensor, std: Tensor, train_max: float, *, far: float = 3.0) -> dict[str, float]:
     """Mean predictive std inside the training range, just beyond it and far beyond it.
 
     Args:
@@ -185,13 +191,20 @@ def run_co2(
     t0 = time.perf_counter()
     data = load_co2(root)
     model, epochs = train_regression_net(
-        data.x_train, data.y_train, hidden=hidden, dropout=0.1, steps=steps,
-        batch_size=batch_size, lr=lr, length_scale=length_scale, seed=seed)
+        data.x_train,
+        data.y_train,
+        hidden=hidden,
+        dropout=0.1,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        length_scale=length_scale,
+        seed=seed,
+    )
     t_train = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    tau_used = tau if tau is not None else estimate_tau(model, data.x_train, data.y_train,
-                                                         seed=seed)
+    tau_used = tau if tau is not None else estimate_tau(model, data.x_train, data.y_train, seed=seed)
     x = torch.cat([data.x_train, data.x_test[::test_stride]]).sort(0).values
     pred = bd.wrap(model, task="regression", tau=tau_used).predict(x, samples=samples, seed=seed)
     model.eval()
@@ -206,36 +219,46 @@ def run_co2(
     epi_summary = band_summary(x, epi, train_max)
     mean = pred.mean.reshape(-1)
     far = x.reshape(-1) >= 3.0
-    summary.update({
-        "epistemic_std_in": epi_summary["std_in"],
-        "epistemic_std_far": epi_summary["std_far"],
-        "aleatoric_std": 1.0 / math.sqrt(tau_used),
-        "train_rmse_mc_mean": float(
-            (_at(x, mean, data.x_train) - data.y_train.reshape(-1)).pow(2).mean().sqrt()),
-        "train_max": train_max,
-        "y_std": float(data.y_train.std()),
-        "test_stride": test_stride,
-        "standard_far_inside_2std": float(
-            ((standard[far] - mean[far]).abs() <= 2 * std[far]).float().mean()),
-        "standard_far_mean": float(standard[far].mean()),
-        "mc_far_mean": float(mean[far].mean()),
-    })
+    summary.update(
+        {
+            "epistemic_std_in": epi_summary["std_in"],
+            "epistemic_std_far": epi_summary["std_far"],
+            "aleatoric_std": 1.0 / math.sqrt(tau_used),
+            "train_rmse_mc_mean": float((_at(x, mean, data.x_train) - data.y_train.reshape(-1)).pow(2).mean().sqrt()),
+            "train_max": train_max,
+            "y_std": float(data.y_train.std()),
+            "test_stride": test_stride,
+            "standard_far_inside_2std": float(((standard[far] - mean[far]).abs() <= 2 * std[far]).float().mean()),
+            "standard_far_mean": float(standard[far].mean()),
+            "mc_far_mean": float(mean[far].mean()),
+        }
+    )
     result = CO2Result(
-        x=x.reshape(-1), mc_mean=mean, mc_std=std, epistemic_std=epi, standard=standard,
-        tau=float(tau_used), std_ratio=summary["ratio_far_in"], summary=summary, steps=steps,
-        epochs=epochs, samples=samples,
+        x=x.reshape(-1),
+        mc_mean=mean,
+        mc_std=std,
+        epistemic_std=epi,
+        standard=standard,
+        tau=float(tau_used),
+        std_ratio=summary["ratio_far_in"],
+        summary=summary,
+        steps=steps,
+        epochs=epochs,
+        samples=samples,
     )
     result.seconds = {"train": t_train, "predict": t_pred}
     if out is not None:
         out = Path(out)
         _chart(result, data.x_train, data.y_train, train_max, out / "co2.png")
         result.seconds["total"] = time.perf_counter() - t0
-        write_text_atomic(out / "co2.json", json.dumps(_summary_json(result, batch_size, lr,
-                                                                     hidden, length_scale,
-                                                                     tau is None), indent=2)
-                          + "\n")
-        write_text_atomic(out / "co2.md", _markdown(result, command, batch_size, lr, hidden,
-                                                    length_scale, tau is None, len(data.x_train)))
+        write_text_atomic(
+            out / "co2.json",
+            json.dumps(_summary_json(result, batch_size, lr, hidden, length_scale, tau is None), indent=2) + "\n",
+        )
+        write_text_atomic(
+            out / "co2.md",
+            _markdown(result, command, batch_size, lr, hidden, length_scale, tau is None, len(data.x_train)),
+        )
     else:
         result.seconds["total"] = time.perf_counter() - t0
     return result
@@ -247,8 +270,9 @@ def _at(x: Tensor, values: Tensor, where: Tensor) -> Tensor:
     return values[idx.clamp_max(len(values) - 1)]
 
 
-def _summary_json(r: CO2Result, batch_size: int, lr: float, hidden: Sequence[int],
-                  length_scale: float, auto_tau: bool) -> dict[str, Any]:
+def _summary_json(
+    r: CO2Result, batch_size: int, lr: float, hidden: Sequence[int], length_scale: float, auto_tau: bool
+) -> dict[str, Any]:
     return {
         "experiment": "co2",
         "hidden": list(hidden),
@@ -280,22 +304,29 @@ def _chart(r: CO2Result, x_train: Tensor, y_train: Tensor, train_max: float, pat
     hi = max(float(y_train.max()), float((r.mc_mean + 2 * r.mc_std).max()), float(r.standard.max()))
     pad = 0.05 * (hi - lo)
     for ax in axes[:2]:
-        ax.scatter(x_train.reshape(-1).numpy(), y_train.reshape(-1).numpy(), s=5, color="0.25",
-                   label="training data (272)", zorder=3)
+        ax.scatter(
+            x_train.reshape(-1).numpy(),
+            y_train.reshape(-1).numpy(),
+            s=5,
+            color="0.25",
+            label="training data (272)",
+            zorder=3,
+        )
         ax.set_ylim(lo - pad, hi + pad)
-    axes[0].plot(x, r.standard.numpy(), color="#C44E52", lw=1.6,
-                 label="standard network (dropout off, weight averaging)")
+    axes[0].plot(
+        x, r.standard.numpy(), color="#C44E52", lw=1.6, label="standard network (dropout off, weight averaging)"
+    )
     axes[0].set_title("(a) standard dropout network: one deterministic prediction", fontsize=10)
     m, s = r.mc_mean.numpy(), r.mc_std.numpy()
-    axes[1].fill_between(x, m - 2 * s, m + 2 * s, color="#F4A261", alpha=0.35, lw=0,
-                         label="±2 std")
+    axes[1].fill_between(x, m - 2 * s, m + 2 * s, color="#F4A261", alpha=0.35, lw=0, label="±2 std")
     axes[1].fill_between(x, m - s, m + s, color="#F4A261", alpha=0.75, lw=0, label="±1 std")
     axes[1].plot(x, m, color="#0B3C5D", lw=1.6, label="MC predictive mean")
-    axes[1].set_title(f"(b) MC dropout, T = {r.samples}: predictive mean and bands "
-                      f"(epistemic + aleatoric, tau = {r.tau:.3g})", fontsize=10)
+    axes[1].set_title(
+        f"(b) MC dropout, T = {r.samples}: predictive mean and bands (epistemic + aleatoric, tau = {r.tau:.3g})",
+        fontsize=10,
+    )
     axes[2].plot(x, s, color="#0B3C5D", lw=1.4, label="predictive std")
-    axes[2].plot(x, r.epistemic_std.numpy(), color="#2a9d8f", lw=1.2, ls="--",
-                 label="epistemic std")
+    axes[2].plot(x, r.epistemic_std.numpy(), color="#2a9d8f", lw=1.2, ls="--", label="epistemic std")
     axes[2].set_ylim(bottom=0)
     axes[2].set_xlabel("x (normalised time)")
     axes[2].set_ylabel("std")
@@ -305,8 +336,7 @@ def _chart(r: CO2Result, x_train: Tensor, y_train: Tensor, train_max: float, pat
         ax.legend(fontsize=7.5, loc=where, frameon=False)
     axes[0].set_ylabel("y (CO2, normalised)")
     axes[1].set_ylabel("y (CO2, normalised)")
-    fig.suptitle("Mauna Loa CO2: extrapolation beyond the training data (dotted line)",
-                 fontsize=11)
+    fig.suptitle("Mauna Loa CO2: extrapolation beyond the training data (dotted line)", fontsize=11)
     save_figure(fig, path, dpi=90)
 
 
@@ -333,14 +363,23 @@ def _fit_note(s: dict[str, Any]) -> str:
     )
 
 
-def _markdown(r: CO2Result, command: str, batch_size: int, lr: float, hidden: Sequence[int],
-              length_scale: float, auto_tau: bool, n: int) -> str:
+def _markdown(
+    r: CO2Result,
+    command: str,
+    batch_size: int,
+    lr: float,
+    hidden: Sequence[int],
+    length_scale: float,
+    auto_tau: bool,
+    n: int,
+) -> str:
     s = r.summary
     sec = r.seconds
     wd = 2 * prior_weight_decay(length_scale, 0.1, n, 1.0)
     tau_text = (
         f"tau = {r.tau:.4g} estimated after training as 1 / (training MSE of the MC mean), so "
-        f"the aleatoric std is {s['aleatoric_std']:.3f}" if auto_tau
+        f"the aleatoric std is {s['aleatoric_std']:.3f}"
+        if auto_tau
         else f"tau = {r.tau:.4g} (given), aleatoric std {s['aleatoric_std']:.3f}"
     )
     return f"""# CO2 extrapolation: MC dropout vs a standard network (Gal & Ghahramani 2016, fig 2)

@@ -57,8 +57,7 @@ METRICS = {
     "ood_auroc_entropy": ("OOD AUROC (entropy)", True),
     "ood_auroc_mutual_information": ("OOD AUROC (MI)", True),
 }
-_LABELS = {"dropout": "MC dropout", "dropconnect": "DropConnect", "gaussian": "Gaussian",
-           "concrete": "Concrete"}
+_LABELS = {"dropout": "MC dropout", "dropconnect": "DropConnect", "gaussian": "Gaussian", "concrete": "Concrete"}
 _STOCHASTIC_LAYERS = ("classifier.2", "classifier.4")
 _LENGTH_SCALE = 1e-2
 
@@ -104,12 +103,14 @@ def build_model(method: str, rate: float, *, n_train: int = 60000) -> tuple[nn.M
         return model, bd.wrap(model, method=method)
     model = LeNet5(placement="none")
     if method == "dropconnect":
-        return model, bd.wrap(model, method="dropconnect", p=rate,
-                              layers=list(_STOCHASTIC_LAYERS))
+        return model, bd.wrap(model, method="dropconnect", p=rate, layers=list(_STOCHASTIC_LAYERS))
     for index in (2, 4):
         model.classifier[index] = bd.ConcreteDropout(
-            model.classifier[index], init_p=rate,
-            weight_regularizer=_LENGTH_SCALE**2 / n_train, dropout_regularizer=2.0 / n_train)
+            model.classifier[index],
+            init_p=rate,
+            weight_regularizer=_LENGTH_SCALE**2 / n_train,
+            dropout_regularizer=2.0 / n_train,
+        )
     return model, bd.wrap(model)
 
 
@@ -179,8 +180,9 @@ def run_fashion_study(
     x_all, y_all = load_fashion_mnist("train", fashion_root, verify=verify)
     x_train, y_train = subsample(x_all, y_all, train_size, seed=seed)
     train = TensorDataset(x_train, y_train)
-    pair = load_ood_pair("fashion-mnist", fashion_root=fashion_root, mnist_root=root,
-                         n=test_size, seed=seed, verify=verify)
+    pair = load_ood_pair(
+        "fashion-mnist", fashion_root=fashion_root, mnist_root=root, n=test_size, seed=seed, verify=verify
+    )
 
     runs = [(m, r) for m in methods if m != "concrete" for r in rates]
     if "concrete" in methods:
@@ -191,8 +193,7 @@ def run_fashion_study(
         model, mc = build_model(method, rate, n_train=len(train))
         t1 = time.perf_counter()
         prior = {} if method == "concrete" else {"length_scale": _LENGTH_SCALE, "p": rate}
-        fit(mc, train, epochs=epochs, batch_size=batch_size, lr=lr, device="cpu", seed=seed,
-            **prior)
+        fit(mc, train, epochs=epochs, batch_size=batch_size, lr=lr, device="cpu", seed=seed, **prior)
         t_train = time.perf_counter() - t1
         learned = _learned_rates(model) if method == "concrete" else None
         model.eval()
@@ -213,9 +214,13 @@ def run_fashion_study(
             row["train_seconds"] = round(t_train, 1)
             row["eval_seconds"] = round(time.perf_counter() - t2, 2)
             rows.append(row)
-        print(f"{_LABELS[method]} rate {rate:g}: trained in {t_train:.0f} s; "
-              + ", ".join(f"T={r['samples']}: acc {r['accuracy']:.3f} nll {r['nll']:.3f}"
-                          for r in rows[-len(evaluations):]), flush=True)
+        print(
+            f"{_LABELS[method]} rate {rate:g}: trained in {t_train:.0f} s; "
+            + ", ".join(
+                f"T={r['samples']}: acc {r['accuracy']:.3f} nll {r['nll']:.3f}" for r in rows[-len(evaluations) :]
+            ),
+            flush=True,
+        )
 
     config = {
         "model": "LeNet5 (conv 6, conv 16, fc 120, fc 84, fc 10)",
@@ -242,17 +247,20 @@ def run_fashion_study(
         out = Path(out)
         _chart(result, out / "fashion_study.png")
         result.seconds["total"] = time.perf_counter() - t0
-        payload = {"experiment": "fashion_study", "config": config, "rows": rows,
-                   "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
-                   "machine": machine_description()}
+        payload = {
+            "experiment": "fashion_study",
+            "config": config,
+            "rows": rows,
+            "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
+            "machine": machine_description(),
+        }
         write_text_atomic(out / "fashion_study.json", json.dumps(payload, indent=2) + "\n")
         write_text_atomic(out / "fashion_study.md", _markdown(result, command))
     return result
 
 
 # --------------------------------------------------------------------------------- reporting
-def _pick(rows: list[dict[str, Any]], method: str, rate: float | None, t: int
-          ) -> dict[str, Any] | None:
+def _pick(rows: list[dict[str, Any]], method: str, rate: float | None, t: int) -> dict[str, Any] | None:
     for r in rows:
         if r["method"] == method and r["samples"] == t and (rate is None or r["rate"] == rate):
             return r
@@ -274,23 +282,25 @@ def _fmt(key: str, value: float | None) -> str:
 
 def _main_table(result: FashionStudyResult) -> str:
     t_max = max(result.config["samples"])
-    head = ("| method | rate | " + " | ".join(lab for lab, _ in METRICS.values())
-            + " | train s |\n|" + "---|" * (len(METRICS) + 3))
+    head = (
+        "| method | rate | "
+        + " | ".join(lab for lab, _ in METRICS.values())
+        + " | train s |\n|"
+        + "---|" * (len(METRICS) + 3)
+    )
     lines = [head]
     for r in result.rows:
         if r["samples"] != t_max:
             continue
         vals = " | ".join(_fmt(k, r.get(k)) for k in METRICS)
-        lines.append(f"| {_LABELS[r['method']]} | {_rate_label(r)} | {vals} | "
-                     f"{r['train_seconds']:.0f} |")
+        lines.append(f"| {_LABELS[r['method']]} | {_rate_label(r)} | {vals} | {r['train_seconds']:.0f} |")
     return "\n".join(lines)
 
 
 def _samples_table(result: FashionStudyResult) -> str:
     ts = [0] + list(result.config["samples"])
     keys = ("nll", "ece", "ood_auroc_entropy")
-    head = "| method | rate | " + " | ".join(
-        f"{METRICS[k][0]} T={'det' if t == 0 else t}" for k in keys for t in ts)
+    head = "| method | rate | " + " | ".join(f"{METRICS[k][0]} T={'det' if t == 0 else t}" for k in keys for t in ts)
     lines = [head + " |", "|" + "---|" * (2 + len(keys) * len(ts))]
     seen: list[tuple[str, float]] = []
     for r in result.rows:
@@ -318,30 +328,39 @@ def _comparison(result: FashionStudyResult) -> list[str]:
             continue
         best = (max if higher else min)(have, key=lambda r: r[key])
         worst = (min if higher else max)(have, key=lambda r: r[key])
-        out.append(f"**{label}** at T = {t_max}: best {_LABELS[best['method']]} "
-                   f"(rate {_rate_label(best)}) {_fmt(key, best[key])}, worst "
-                   f"{_LABELS[worst['method']]} (rate {_rate_label(worst)}) "
-                   f"{_fmt(key, worst[key])}.")
+        out.append(
+            f"**{label}** at T = {t_max}: best {_LABELS[best['method']]} "
+            f"(rate {_rate_label(best)}) {_fmt(key, best[key])}, worst "
+            f"{_LABELS[worst['method']]} (rate {_rate_label(worst)}) "
+            f"{_fmt(key, worst[key])}."
+        )
     pairs = [(r, _pick(rows, r["method"], r["rate"], 0)) for r in final]
     pairs = [(mc, det) for mc, det in pairs if det is not None]
     for key in ("nll", "ece", "accuracy"):
         label, higher = METRICS[key]
         better = sum((mc[key] > det[key]) if higher else (mc[key] < det[key]) for mc, det in pairs)
-        out.append(f"MC averaging (T = {t_max}) vs the same network with its noise switched off "
-                   f"(deterministic): {label} better in {better} of {len(pairs)} models.")
+        out.append(
+            f"MC averaging (T = {t_max}) vs the same network with its noise switched off "
+            f"(deterministic): {label} better in {better} of {len(pairs)} models."
+        )
     if pairs:
         under_mc = sum(mc["confidence"] < mc["accuracy"] for mc, _ in pairs)
         under_det = sum(det["confidence"] < det["accuracy"] for _, det in pairs)
         gap_mc = sum(mc["accuracy"] - mc["confidence"] for mc, _ in pairs) / len(pairs)
         gap_det = sum(det["accuracy"] - det["confidence"] for _, det in pairs) / len(pairs)
-        out.append(f"Confidence: the mean max-probability is below the accuracy "
-                   f"(under-confidence) in {under_mc} of {len(pairs)} models at T = {t_max} "
-                   f"(accuracy - confidence {100 * gap_mc:+.1f} points on average) and in "
-                   f"{under_det} of {len(pairs)} deterministically ({100 * gap_det:+.1f} "
-                   f"points)" + (
-                       ": averaging over samples lowered the confidence, which helps an "
-                       "over-confident network and hurts an under-confident one."
-                       if gap_mc > gap_det else "."))
+        out.append(
+            f"Confidence: the mean max-probability is below the accuracy "
+            f"(under-confidence) in {under_mc} of {len(pairs)} models at T = {t_max} "
+            f"(accuracy - confidence {100 * gap_mc:+.1f} points on average) and in "
+            f"{under_det} of {len(pairs)} deterministically ({100 * gap_det:+.1f} "
+            f"points)"
+            + (
+                ": averaging over samples lowered the confidence, which helps an "
+                "over-confident network and hurts an under-confident one."
+                if gap_mc > gap_det
+                else "."
+            )
+        )
     ones = [(r, _pick(rows, r["method"], r["rate"], t_min)) for r in final]
     ones = [(a, b) for a, b in ones if b is not None]
     if ones and t_min != t_max:
@@ -353,24 +372,31 @@ def _comparison(result: FashionStudyResult) -> list[str]:
             evals = [_pick(rows, a["method"], a["rate"], t) for t in ts]
             nlls = [e["nll"] for e in evals if e is not None]
             worst_single += max(nlls) == _pick(rows, a["method"], a["rate"], t_min)["nll"]
-        out.append(f"More samples: NLL at T = {t_max} is lower than at T = {t_min} in {better} of "
-                   f"{len(ones)} models (by {gain:.3f} nats on average); T = {t_min} has the "
-                   f"highest NLL of all {len(ts)} evaluations in {worst_single} of {len(ones)} "
-                   f"models.")
-    mi = [r for r in final if r.get("ood_auroc_mutual_information") is not None
-          and r.get("ood_auroc_entropy") is not None]
+        out.append(
+            f"More samples: NLL at T = {t_max} is lower than at T = {t_min} in {better} of "
+            f"{len(ones)} models (by {gain:.3f} nats on average); T = {t_min} has the "
+            f"highest NLL of all {len(ts)} evaluations in {worst_single} of {len(ones)} "
+            f"models."
+        )
+    mi = [
+        r for r in final if r.get("ood_auroc_mutual_information") is not None and r.get("ood_auroc_entropy") is not None
+    ]
     if mi:
         better = sum(r["ood_auroc_mutual_information"] > r["ood_auroc_entropy"] for r in mi)
-        out.append(f"OOD detection (MNIST digits): mutual information beats predictive entropy "
-                   f"as the score in {better} of {len(mi)} models at T = {t_max}.")
+        out.append(
+            f"OOD detection (MNIST digits): mutual information beats predictive entropy "
+            f"as the score in {better} of {len(mi)} models at T = {t_max}."
+        )
     n = cfg["test_size"]
     accs = [r["accuracy"] for r in final]
     if accs:
         a = sum(accs) / len(accs)
         se = math.sqrt(a * (1 - a) / n)
-        out.append(f"Scale of the noise: with {n:,} test images the standard error of an "
-                   f"accuracy near {100 * a:.1f}% is about {100 * se:.1f} points; smaller "
-                   f"differences between techniques are not meaningful (one seed, one split).")
+        out.append(
+            f"Scale of the noise: with {n:,} test images the standard error of an "
+            f"accuracy near {100 * a:.1f}% is about {100 * se:.1f} points; smaller "
+            f"differences between techniques are not meaningful (one seed, one split)."
+        )
     return out
 
 
@@ -382,8 +408,7 @@ def _chart(result: FashionStudyResult, path: Path) -> None:
     rows, cfg = result.rows, result.config
     t_max = max(cfg["samples"])
     rate_for_samples = max(cfg["rates"])
-    colors = {"dropout": "#1f77b4", "dropconnect": "#d62728", "gaussian": "#2ca02c",
-              "concrete": "#9467bd"}
+    colors = {"dropout": "#1f77b4", "dropconnect": "#d62728", "gaussian": "#2ca02c", "concrete": "#9467bd"}
     keys = list(METRICS)
     fig = Figure(figsize=(13.5, 5.6), layout="constrained")
     axes = fig.subplots(2, len(keys))
@@ -398,19 +423,32 @@ def _chart(result: FashionStudyResult, path: Path) -> None:
             if method == "concrete":
                 for r in mc_rows:
                     learned = r.get("learned_rates") or [r["rate"]]
-                    ax_r.scatter([sum(learned) / len(learned)], [r[key]], marker="*", s=90,
-                                 color=c, label=_LABELS[method], zorder=4)
+                    ax_r.scatter(
+                        [sum(learned) / len(learned)],
+                        [r[key]],
+                        marker="*",
+                        s=90,
+                        color=c,
+                        label=_LABELS[method],
+                        zorder=4,
+                    )
             else:
-                ax_r.plot([r["rate"] for r in mc_rows], [r[key] for r in mc_rows], "o-",
-                          color=c, ms=4, label=_LABELS[method])
+                ax_r.plot(
+                    [r["rate"] for r in mc_rows], [r[key] for r in mc_rows], "o-", color=c, ms=4, label=_LABELS[method]
+                )
                 if key != "ood_auroc_mutual_information":
-                    ax_r.plot([r["rate"] for r in det_rows], [r[key] for r in det_rows], ":",
-                              color=c, lw=1)
+                    ax_r.plot([r["rate"] for r in det_rows], [r[key] for r in det_rows], ":", color=c, lw=1)
             rate = None if method == "concrete" else rate_for_samples
             line = [(_pick(rows, method, rate, t), i) for i, t in enumerate(ts)]
             line = [(r, i) for r, i in line if r is not None and r.get(key) is not None]
-            ax_t.plot([i for _, i in line], [r[key] for r, _ in line], "o-", color=c, ms=4,
-                      label=_LABELS[method] + (" (learned rate)" if rate is None else ""))
+            ax_t.plot(
+                [i for _, i in line],
+                [r[key] for r, _ in line],
+                "o-",
+                color=c,
+                ms=4,
+                label=_LABELS[method] + (" (learned rate)" if rate is None else ""),
+            )
         ax_r.set_title(label, fontsize=9)
         ax_r.set_xlabel("rate (★ Concrete: learned)", fontsize=8)
         ax_t.set_xticks(range(len(ts)), ["det"] + [str(t) for t in cfg["samples"]])
@@ -421,12 +459,12 @@ def _chart(result: FashionStudyResult, path: Path) -> None:
     axes[0, 0].set_ylabel(f"at T = {t_max} (dotted: deterministic)", fontsize=8)
     axes[1, 0].set_ylabel("vs number of samples", fontsize=8)
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8,
-               frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle(
         f"Fashion-MNIST, LeNet-5: dropout techniques over rates and samples "
         f"({cfg['train_size']:,} training images, {cfg['epochs']} epochs; OOD = MNIST)",
-        fontsize=10)
+        fontsize=10,
+    )
     save_figure(fig, path, dpi=72)
 
 
@@ -435,8 +473,7 @@ def _concrete_note(result: FashionStudyResult) -> str:
     if not rows:
         return ""
     learned = "/".join(f"{p:.3f}" for p in rows[0]["learned_rates"])
-    return (f"Concrete's rates went from {rows[0]['rate']:g} to {learned} (the two layers) in "
-            f"this budget. ")
+    return f"Concrete's rates went from {rows[0]['rate']:g} to {learned} (the two layers) in this budget. "
 
 
 def _markdown(result: FashionStudyResult, command: str) -> str:

@@ -123,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data", default=None, help="shared data folder (mnist/, co2/)")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch CPU threads (1 is fastest on a busy shared 2-core machine)",
     )
     sub = parser.add_subparsers(dest="experiment", required=True)
@@ -131,11 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("rotated-digit", parents=[common], help="rotated digit 1 (figure 4)")
     rd.add_argument("--epochs", type=int, default=10)
     rd.add_argument("--steps", type=int, default=12)
-    rd.add_argument("--total-angle", type=float, default=110.0,
-                    help="rotation of the last image in degrees (positive: counter-clockwise)")
+    rd.add_argument(
+        "--total-angle",
+        type=float,
+        default=110.0,
+        help="rotation of the last image in degrees (positive: counter-clockwise)",
+    )
     rd.add_argument("--samples", type=int, default=100)
-    rd.add_argument("--train-size", type=int, default=None,
-                    help="use only this many of the 9,000 training images (tests)")
+    rd.add_argument(
+        "--train-size", type=int, default=None, help="use only this many of the 9,000 training images (tests)"
+    )
 
     co = sub.add_parser("co2", parents=[common], help="CO2 extrapolation (figure 2)")
     co.add_argument("--steps", type=int, default=1500, help="Adam steps (mini-batches)")
@@ -143,8 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--lr", type=float, default=1e-3)
     co.add_argument("--hidden", type=_ints, default=(1024, 1024, 1024, 1024))
     co.add_argument("--samples", type=int, default=200)
-    co.add_argument("--tau", type=_tau, default=None,
-                    help="model precision: a number, or 'auto' (1 / training MSE of the MC mean)")
+    co.add_argument(
+        "--tau", type=_tau, default=None, help="model precision: a number, or 'auto' (1 / training MSE of the MC mean)"
+    )
     co.add_argument("--length-scale", type=float, default=1e-2)
 
     fs = sub.add_parser("fashion-study", parents=[common], help="dropout-technique study")
@@ -172,17 +180,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .rotated_digit import run_rotated_digit
 
         result = run_rotated_digit(
-            root, out=out, epochs=args.epochs, steps=args.steps, total_angle=args.total_angle,
-            samples=args.samples, seed=args.seed, train_size=args.train_size, command=cmd,
+            root,
+            out=out,
+            epochs=args.epochs,
+            steps=args.steps,
+            total_angle=args.total_angle,
+            samples=args.samples,
+            seed=args.seed,
+            train_size=args.train_size,
+            command=cmd,
         )
         print("predicted classes:", " ".join(map(str, result.predicted)))
     elif args.experiment == "co2":
         from .co2 import run_co2
 
         result = run_co2(
-            root, out=out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            hidden=args.hidden, samples=args.samples, tau=args.tau, length_scale=args.length_scale,
-            seed=args.seed, command=cmd,
+            root,
+            out=out,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            hidden=args.hidden,
+            samples=args.samples,
+            tau=args.tau,
+            length_scale=args.length_scale,
+            seed=args.seed,
+            command=cmd,
         )
         print(f"tau = {result.tau:.4g}; std ratio far/in = {result.std_ratio:.2f}")
     else:
@@ -190,9 +213,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         result = run_fashion_study(
-            root, out=out, methods=methods, rates=args.rates, samples=args.samples,
-            train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
-            batch_size=args.batch_size, seed=args.seed, command=cmd,
+            root,
+            out=out,
+            methods=methods,
+            rates=args.rates,
+            samples=args.samples,
+            train_size=args.train_size,
+            test_size=args.test_size,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            command=cmd,
         )
         print(result.table_markdown)
     print(f"done in {time.perf_counter() - t0:.0f} s; results in {out}/")

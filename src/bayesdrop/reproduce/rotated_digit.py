@@ -32,8 +32,14 @@ from ..models import LeNet5
 from ..training import fit
 from .images import load_average, machine_description, write_text_atomic
 
-__all__ = ["RotatedDigitResult", "run_rotated_digit", "rotation_samples", "top_classes",
-           "PAPER_PREDICTED", "change_steps"]
+__all__ = [
+    "RotatedDigitResult",
+    "run_rotated_digit",
+    "rotation_samples",
+    "top_classes",
+    "PAPER_PREDICTED",
+    "change_steps",
+]
 
 #: The predicted classes across the 12 rotations reported by the paper (figure 4).
 PAPER_PREDICTED = (1, 1, 1, 1, 1, 5, 5, 7, 7, 7, 7, 7)
@@ -98,10 +104,8 @@ def rotation_samples(
     """
     if not isinstance(images, Tensor) or images.ndim != 4:
         raise expected("images", "a tensor of shape (S, C, H, W)", getattr(images, "shape", images))
-    raw = bd.wrap(model, task="regression").predict(images, samples=samples, seed=seed,
-                                                    keep_samples=True)
-    pred = bd.wrap(model, task="classification").predict(images, samples=samples, seed=seed,
-                                                         keep_samples=True)
+    raw = bd.wrap(model, task="regression").predict(images, samples=samples, seed=seed, keep_samples=True)
+    pred = bd.wrap(model, task="classification").predict(images, samples=samples, seed=seed, keep_samples=True)
     return raw.samples, pred
 
 
@@ -177,8 +181,17 @@ def run_rotated_digit(
     torch.manual_seed(seed)
     model = LeNet5(dropout=0.5, placement="last")
     mc = bd.wrap(model)
-    fit(mc, TensorDataset(x_train, y_train), epochs=epochs, batch_size=batch_size, lr=lr,
-        length_scale=1e-2, p=0.5, device="cpu", seed=seed)
+    fit(
+        mc,
+        TensorDataset(x_train, y_train),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        length_scale=1e-2,
+        p=0.5,
+        device="cpu",
+        seed=seed,
+    )
     t_train = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -269,10 +282,8 @@ def _chart(r: RotatedDigitResult, images: Tensor, path: Path) -> None:
         offset = (j - (len(r.classes) - 1) / 2) * width
         xs = (x[:, None] + offset).expand(steps, r.samples).flatten().numpy()
         color = _COLORS[j % len(_COLORS)]
-        ax_in.scatter(xs, r.logits[:, :, c].flatten().numpy(), s=3, alpha=0.35, color=color,
-                      lw=0, label=f"class {c}")
-        ax_out.scatter(xs, r.probs[:, :, c].flatten().numpy(), s=3, alpha=0.35, color=color,
-                       lw=0, label=f"class {c}")
+        ax_in.scatter(xs, r.logits[:, :, c].flatten().numpy(), s=3, alpha=0.35, color=color, lw=0, label=f"class {c}")
+        ax_out.scatter(xs, r.probs[:, :, c].flatten().numpy(), s=3, alpha=0.35, color=color, lw=0, label=f"class {c}")
         ax_out.plot(x.numpy() + offset, r.mean_probs[:, c].numpy(), color=color, lw=1.0)
     shown = r.logits[:, :, r.classes]
     lo, hi = float(shown.min()), float(shown.max())
@@ -284,14 +295,13 @@ def _chart(r: RotatedDigitResult, images: Tensor, path: Path) -> None:
     ax_out.set_xlabel("rotation (lines: MC predictive mean of each class)")
     for ax in (ax_in, ax_out):
         ax.grid(alpha=0.3)
-    leg = ax_in.legend(fontsize=8, loc="upper center", ncol=len(r.classes), markerscale=3,
-                       frameon=True, framealpha=0.9)
+    leg = ax_in.legend(fontsize=8, loc="upper center", ncol=len(r.classes), markerscale=3, frameon=True, framealpha=0.9)
     for handle in leg.legend_handles:
         handle.set_alpha(1)
     ax_in.tick_params(labelbottom=False)
     fig.suptitle(
-        f"Rotated digit 1: {r.samples} MC dropout samples per image "
-        f"(LeNet-5, p = 0.5 before the last layer)", fontsize=10,
+        f"Rotated digit 1: {r.samples} MC dropout samples per image (LeNet-5, p = 0.5 before the last layer)",
+        fontsize=10,
     )
     save_figure(fig, path, dpi=90)
 
@@ -301,9 +311,9 @@ def change_steps(predicted: list[int]) -> list[int]:
     predicted[i - 1]`` or ``predicted[i] != predicted[i + 1]``."""
     n = len(predicted)
     return [
-        i for i in range(n)
-        if (i > 0 and predicted[i] != predicted[i - 1])
-        or (i + 1 < n and predicted[i] != predicted[i + 1])
+        i
+        for i in range(n)
+        if (i > 0 and predicted[i] != predicted[i - 1]) or (i + 1 < n and predicted[i] != predicted[i + 1])
     ]
 
 
@@ -311,19 +321,25 @@ def _spread_note(r: RotatedDigitResult) -> str:
     mi = torch.tensor(r.mutual_information)
     near = change_steps(r.predicted)
     if not near:
-        return (f"The predicted class never changes; mutual information ranges from "
-                f"{float(mi.min()):.3f} to {float(mi.max()):.3f} nats.")
+        return (
+            f"The predicted class never changes; mutual information ranges from "
+            f"{float(mi.min()):.3f} to {float(mi.max()):.3f} nats."
+        )
     rest = [i for i in range(len(mi)) if i not in near]
     top = int(mi.argmax())
     mi_near = float(mi[near].mean())
-    text = (f"Mutual information (the epistemic part) peaks at {r.angles[top]:.0f}° "
-            f"({float(mi[top]):.3f} nats); averaged over the {len(near)} steps next to a change "
-            f"of the predicted class it is {mi_near:.3f} nats")
+    text = (
+        f"Mutual information (the epistemic part) peaks at {r.angles[top]:.0f}° "
+        f"({float(mi[top]):.3f} nats); averaged over the {len(near)} steps next to a change "
+        f"of the predicted class it is {mi_near:.3f} nats"
+    )
     if rest:
         mi_rest = float(mi[rest].mean())
         verdict = "larger" if mi_near > mi_rest else "not larger"
-        text += (f", against {mi_rest:.3f} nats at the other {len(rest)} steps: as in the "
-                 f"paper's figure, the spread is {verdict} where the prediction changes")
+        text += (
+            f", against {mi_rest:.3f} nats at the other {len(rest)} steps: as in the "
+            f"paper's figure, the spread is {verdict} where the prediction changes"
+        )
     return text + "."
 
 
@@ -333,8 +349,7 @@ def _markdown(r: RotatedDigitResult, command: str) -> str:
         f"| {i + 1} | {a:.0f}° | {p} | {r.mean_probs[i, p]:.2f} | {h:.3f} | {mi:.3f} | "
         f"{PAPER_PREDICTED[i] if i < len(PAPER_PREDICTED) else ''} | {q} |"
         for i, (a, p, h, mi, q) in enumerate(
-            zip(r.angles, r.predicted, r.entropy, r.mutual_information, r.predicted_opposite,
-                strict=True)
+            zip(r.angles, r.predicted, r.entropy, r.mutual_information, r.predicted_opposite, strict=True)
         )
     )
     sec = r.seconds

@@ -238,9 +238,7 @@ class BatchedMLP(nn.Module):
             self.b1.zero_()
             self.b2.zero_()
 
-    def set_standardization(
-        self, x_shift: Tensor, x_scale: Tensor, y_shift: Tensor, y_scale: Tensor
-    ) -> None:
+    def set_standardization(self, x_shift: Tensor, x_scale: Tensor, y_shift: Tensor, y_scale: Tensor) -> None:
         """Set each network's input ``(G, Q)`` and target ``(G,)`` shift and scale."""
         with torch.no_grad():
             for buf, val in (
@@ -263,9 +261,7 @@ class BatchedMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(N, G, Q)`` raw inputs (row n of network g) -> ``(N, G)`` original-scale outputs."""
         if x.dim() != 3 or x.shape[1:] != (self.n_networks, self.in_features):
-            raise expected(
-                "x", f"a tensor of shape (N, {self.n_networks}, {self.in_features})", x.shape
-            )
+            raise expected("x", f"a tensor of shape (N, {self.n_networks}, {self.in_features})", x.shape)
         z = self._dropout((x - self.x_shift) / self.x_scale)
         hid = torch.baddbmm(self.b1, z.transpose(0, 1), self.w1)  # (G, N, H)
         hid = self._dropout(F.relu(hid).transpose(0, 1))  # (N, G, H)
@@ -486,9 +482,7 @@ def _fit_stage(
     wd = torch.tensor([LENGTH_SCALE**2 * (1 - p) / (2 * n * tau) for p, tau in flat], dtype=dtype)
     xs = ((x - x_shift[:, None]) / x_scale[:, None]).to(dtype)
     ys = ((y - y_shift[:, None]) / y_scale[:, None]).to(dtype)
-    return train_batched(
-        model, xs, ys, weight_decay=wd, epochs=epochs, batch_size=batch_size, seed=seed + 1
-    )
+    return train_batched(model, xs, ys, weight_decay=wd, epochs=epochs, batch_size=batch_size, seed=seed + 1)
 
 
 def _stack_splits(name: str, root: str | Path, splits: Sequence[int]) -> dict[str, Any]:
@@ -589,10 +583,7 @@ def run_uci(
         )
         times["select_train_s"] = time.perf_counter() - t0
         times["select_train_cpu_s"] = time.process_time() - c0
-        say(
-            f"{short} {setting}: trained {model.n_networks} networks for selection in "
-            f"{times['select_train_s']:.1f} s"
-        )
+        say(f"{short} {setting}: trained {model.n_networks} networks for selection in {times['select_train_s']:.1f} s")
         t0, c0 = time.perf_counter(), time.process_time()
         chosen = []
         for s in range(n_splits):
@@ -627,9 +618,7 @@ def run_uci(
     rmse, ll, rmse_standard = [], [], []
     for s in range(n_splits):
         xt, yt = data["x_test"][s].to(dtype), data["y_test"][s].to(dtype)
-        mean, lls, standard = _mc_predict(
-            model.member(s), xt, yt, chosen[s][1], samples, seed + 10_000 + s
-        )
+        mean, lls, standard = _mc_predict(model.member(s), xt, yt, chosen[s][1], samples, seed + 10_000 + s)
         yt64 = yt.double()
         rmse.append(float(((mean.double() - yt64) ** 2).mean().sqrt()))
         rmse_standard.append(float(((standard.double() - yt64) ** 2).mean().sqrt()))
@@ -878,9 +867,7 @@ def extrapolate(
             p = predict_from["timing"]  # type: ignore[index]
             predict = p.get(f"select_predict_{unit}s", 0.0) + p[f"test_predict_{unit}s"]
         else:
-            predict = (
-                t.get(f"select_predict_{unit}s", 0.0) + t[f"test_predict_{unit}s"] * sample_ratio
-            )
+            predict = t.get(f"select_predict_{unit}s", 0.0) + t[f"test_predict_{unit}s"] * sample_ratio
         est[f"extrapolated_{unit}seconds"] = train * ratio + predict
     return est
 
@@ -902,9 +889,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=10_000, help="test MC samples")
     parser.add_argument("--val-samples", type=int, default=100, help="validation MC samples")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (1: tiny ops gain nothing from more)"
-    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: tiny ops gain nothing from more)")
     parser.add_argument("--no-write", action="store_true", help="print only, write nothing")
     parser.add_argument(
         "--samples-full",
@@ -912,9 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=10_000,
         help="with --estimate-from-epochs: the T to extrapolate to",
     )
-    parser.add_argument(
-        "--render-only", action="store_true", help="regenerate uci.md from uci.json and exit"
-    )
+    parser.add_argument("--render-only", action="store_true", help="regenerate uci.md from uci.json and exit")
     parser.add_argument(
         "--estimate-from-epochs",
         type=int,

@@ -17,8 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from .._errors import BayesdropError, expected
 from ._utils import load_checkpoint, prior_weight_decay, resolve_device, save_checkpoint
 
-__all__ = ["EpochStats", "History", "Evaluation", "fit", "evaluate_model", "dataset_targets",
-           "network"]
+__all__ = ["EpochStats", "History", "Evaluation", "fit", "evaluate_model", "dataset_targets", "network"]
 
 TASKS = ("classification", "regression")
 OPTIMIZERS = ("adam", "sgd")
@@ -104,8 +103,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def _loader(data: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int) -> DataLoader:
     gen = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      num_workers=workers)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=workers)
 
 
 def _data_loss(out: Any, y: Tensor, task: str, output: str) -> Tensor:
@@ -155,8 +153,14 @@ def _concrete_penalty(model: nn.Module) -> Tensor:
 
 
 @torch.no_grad()
-def _validate(mc: nn.Module, data: Dataset, task: str, batch_size: int, samples: int, seed: int,
-              ) -> tuple[float, float | None]:
+def _validate(
+    mc: nn.Module,
+    data: Dataset,
+    task: str,
+    batch_size: int,
+    samples: int,
+    seed: int,
+) -> tuple[float, float | None]:
     loader = _loader(data, batch_size, shuffle=False, seed=0, workers=0)
     pred = mc.predict_loader(loader, samples=samples, seed=seed)  # type: ignore[operator]
     targets = dataset_targets(data).to(pred.mean.device)
@@ -328,8 +332,7 @@ def fit(
                 loss = loss + _concrete_penalty(mc)
             if not torch.isfinite(loss):
                 raise BayesdropError(
-                    f"The training loss became {loss.item()} at epoch {epoch + 1}: lower `lr` "
-                    "or check the data."
+                    f"The training loss became {loss.item()} at epoch {epoch + 1}: lower `lr` or check the data."
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -342,11 +345,9 @@ def fit(
             bar.close()
         if sched is not None:
             sched.step()
-        stats = EpochStats(epoch=epoch + 1, train_loss=total / max(count, 1), lr=lr_now,
-                           seconds=0.0)
+        stats = EpochStats(epoch=epoch + 1, train_loss=total / max(count, 1), lr=lr_now, seconds=0.0)
         if val_data is not None:
-            stats.val_loss, stats.val_accuracy = _validate(
-                mc, val_data, task, max(batch_size, 256), val_samples, eseed)
+            stats.val_loss, stats.val_accuracy = _validate(mc, val_data, task, max(batch_size, 256), val_samples, eseed)
             if stats.val_loss < best_val:
                 best_val, bad_epochs, history.best_epoch = stats.val_loss, 0, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in network(mc).state_dict().items()}
@@ -360,17 +361,20 @@ def fit(
         stats.seconds = time.perf_counter() - t0
         history.epochs.append(stats)
         if ckpt is not None:
-            save_checkpoint(ckpt, {
-                "model": network(mc).state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": None if sched is None else sched.state_dict(),
-                "history": [asdict(e) for e in history.epochs],
-                "best_epoch": history.best_epoch,
-                "stopped_early": history.stopped_early,
-                "best_val": best_val,
-                "best_state": best_state,
-                "bad": bad_epochs,
-            })
+            save_checkpoint(
+                ckpt,
+                {
+                    "model": network(mc).state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": None if sched is None else sched.state_dict(),
+                    "history": [asdict(e) for e in history.epochs],
+                    "best_epoch": history.best_epoch,
+                    "stopped_early": history.stopped_early,
+                    "best_val": best_val,
+                    "best_state": best_state,
+                    "bad": bad_epochs,
+                },
+            )
         if callback is not None:
             callback(stats)
     if best_state is not None:
@@ -408,16 +412,17 @@ def evaluate_model(
 
     loader = _loader(test_data, batch_size, shuffle=False, seed=0, workers=0)
     pred = mc.predict_loader(  # type: ignore[operator]
-        loader, samples=samples, seed=seed, keep_samples=keep_samples, progress=progress)
+        loader, samples=samples, seed=seed, keep_samples=keep_samples, progress=progress
+    )
     targets = dataset_targets(test_data).to(pred.mean.device)
     ood_pred = None
     if ood_data is not None:
         ood_loader = _loader(ood_data, batch_size, shuffle=False, seed=0, workers=0)
         ood_pred = mc.predict_loader(  # type: ignore[operator]
-            ood_loader, samples=samples, seed=seed + 1, progress=progress)
+            ood_loader, samples=samples, seed=seed + 1, progress=progress
+        )
     first = test_data[0]
     example = (first[0] if isinstance(first, (tuple, list)) else first).unsqueeze(0).to(pred.mean.device)
     # Complexity per input: parameters, FLOPs of one forward and of MC prediction (naive and engine).
     scores = _metrics.evaluate(pred, targets, ood=ood_pred, model=mc, inputs=example)
-    return Evaluation(prediction=pred, targets=targets, metrics=dict(scores),
-                      ood_prediction=ood_pred)
+    return Evaluation(prediction=pred, targets=targets, metrics=dict(scores), ood_prediction=ood_pred)
