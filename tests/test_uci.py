@@ -229,10 +229,47 @@ def test_marks_compare_within_standard_errors():
     assert rep._mark(-1.5, 0.01, -1.25, 0.02, 2, higher=True) == "▼ worse"
 
 
-def test_cli_rejects_unknown_dataset(uci_root, capsys):
-    code = rep.main(["--dataset", "mnist", "--root", str(uci_root), "--no-write"])
-    assert code == 2
-    assert "`name`" in capsys.readouterr().err
+def test_cli_rejects_unknown_dataset_and_bad_jobs(uci_root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        rep.main(["--dataset", "yacht,mnist", "--root", str(uci_root), "--no-write"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--dataset" in err and "'mnist'" in err and "yacht" in err
+    with pytest.raises(SystemExit):
+        rep.main(["--dataset", "yacht", "--jobs", "0", "--root", str(uci_root), "--no-write"])
+    assert "--jobs" in capsys.readouterr().err
+
+
+def test_cli_two_jobs_merge_results_and_log_each_data_set_to_mlflow(uci_root, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["--dataset", "yacht,boston", "--setting", "table1", "--root", str(uci_root), "--out", str(tmp_path)]
+    argv += ["--splits", "2", "--epochs", "2", "--samples", "20", "--val-samples", "5", "--jobs", "2", "--mlflow", uri]
+    assert rep.main(argv) == 0
+    stored = json.loads((tmp_path / "uci.json").read_text())
+    assert set(stored["settings"]["table1"]) == {"yacht", "boston"}
+    run = stored["table_runs"]["table1"]
+    assert sorted(run["datasets"]) == ["boston", "yacht"] and run["jobs"] == 2
+    assert run["wall_seconds"] > 0 and run["cpu_seconds"] == pytest.approx(
+        sum(r["cpu_seconds"] for r in stored["settings"]["table1"].values())
+    )
+    assert "Whole table, one command" in (tmp_path / "uci.md").read_text()
+    # the same seed per data set whichever jobs run it: yacht alone gives the same numbers
+    alone = rep.run_uci("yacht", uci_root, "table1", n_splits=2, epochs=2, samples=20, val_samples=5, seed=800)
+    assert alone["per_split"]["rmse"] == pytest.approx(stored["settings"]["table1"]["yacht"]["per_split"]["rmse"])
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("gal2016-uci")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["dataset"] for r in runs) == ["boston", "yacht"]
+    for r in runs:
+        rec = stored["settings"]["table1"][r.data.params["dataset"]]
+        assert r.info.status == "FINISHED"
+        assert r.data.metrics["rmse_mean"] == pytest.approx(rec["rmse_mean"])
+        assert r.data.metrics["ll_se"] == pytest.approx(rec["ll_se"])
+        history = client.get_metric_history(r.info.run_id, "split_ll")
+        assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(rec["per_split"]["ll"])
 
 
 def test_extrapolation_scales_training_only():

@@ -35,9 +35,12 @@ Markdown table ``<out>/uci.md`` is regenerated from it.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import functools
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import platform
 import sys
@@ -745,6 +748,16 @@ def render_markdown(results: dict[str, Any]) -> str:
         cpu = sum(r.get("cpu_seconds", float("nan")) for r in rows.values())
         machines = sorted({r["machine"] for r in rows.values()})
         loads = [r.get("load_average_at_start", float("nan")) for r in rows.values()]
+        table_run = results.get("table_runs", {}).get(key)
+        if table_run:
+            lines += [
+                "",
+                f"**Whole table, one command:** {len(table_run['datasets'])} data sets in "
+                f"{table_run['wall_seconds']:.0f} s ({table_run['wall_seconds'] / 60:.1f} min) of elapsed time, "
+                f"{table_run['cpu_seconds']:.0f} s of CPU time, {table_run['jobs']} worker process(es), "
+                f"on {table_run['machine']}, 1-minute load average {table_run['load_average_at_start']:.1f} "
+                f"at the start ({table_run['started_utc']} to {table_run['finished_utc']}).",
+            ]
         lines += [
             "",
             f"Sum over data sets of wall-clock {total:.0f} s ({total / 60:.1f} min) and of CPU "
@@ -798,8 +811,9 @@ def write_results(
     new: Sequence[dict[str, Any]],
     *,
     estimates: Sequence[dict[str, Any]] = (),
+    table_runs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Merge run records (and timing estimates) into ``<out>/uci.json``; regenerate ``uci.md``."""
+    """Merge run records (timing estimates, whole-table timings) into ``<out>/uci.json``; regenerate ``uci.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "uci.json"
@@ -820,6 +834,8 @@ def write_results(
             results["settings"].setdefault(rec["setting"], {})[rec["dataset"]] = rec
         for est in estimates:
             results.setdefault("estimates", {}).setdefault(est["setting"], {})[est["dataset"]] = est
+        for run in table_runs:  # the elapsed time of a whole table, per setting (latest kept)
+            results.setdefault("table_runs", {})[run["setting"]] = run
         _atomic_write(path, json.dumps(results, indent=1, sort_keys=False) + "\n")
         notes_path = out / "uci_notes.md"
         if notes_path.is_file():
@@ -872,9 +888,66 @@ def extrapolate(
     return est
 
 
+def log_to_mlflow(rec: dict[str, Any], tracking_uri: str, experiment: str = "gal2016-uci", artifact=None) -> str:
+    """Log one data set's run record as an MLflow run; returns the run id.
+
+    Params: the protocol (data set, setting, epochs, splits, T, batch size, grid, seed, machine).
+    Metrics: the table's numbers (RMSE, log-likelihood, their standard errors, seconds) and, at
+    step = split index, each split's RMSE, log-likelihood and chosen (p, tau).
+    """
+    from ..experiments._tracking import MlflowTracker
+
+    tracker = MlflowTracker(tracking_uri, experiment)
+    params = {k: rec[k] for k in ("dataset", "setting", "epochs", "n_splits", "samples", "batch_size", "seed")}
+    params |= {"grid_size": len(rec["grid"]), "dtype": rec["dtype"], "machine": rec["machine"]}
+    tags = {"bayesdrop.reproduce": "gal2016-uci", "bayesdrop.run_key": f"uci/{rec['setting']}/{rec['dataset']}"}
+    tracker.start(f"{rec['dataset']}-{rec['setting']}", params, tags)
+    try:
+        tracker.log_metrics(
+            {k: rec[k] for k in ("rmse_mean", "rmse_se", "ll_mean", "ll_se", "seconds", "cpu_seconds")}
+            | {"rmse_standard_mean": rec["rmse_standard_mean"], "rmse_standard_se": rec["rmse_standard_se"]}
+        )
+        per_split = rec["per_split"]
+        for i, (rmse, ll) in enumerate(zip(per_split["rmse"], per_split["ll"], strict=True)):
+            p, tau = rec["chosen"][i]
+            tracker.log_metrics({"split_rmse": rmse, "split_ll": ll, "split_p": p, "split_tau": tau}, step=i)
+        if artifact is not None and Path(artifact).is_file():
+            tracker.log_artifact(artifact)
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    tracker.end("FINISHED")
+    return str(tracker.run_id)
+
+
+def _expected_cost(name: str, setting: str, out: str | Path) -> float:
+    """CPU seconds of the last recorded run of this data set (for scheduling the largest first)."""
+    path = Path(out) / "uci.json"
+    if path.is_file():
+        try:
+            done = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return 0.0
+        rec = done.get("settings", {}).get(setting, {}).get(name) or done.get("estimates", {}).get(setting, {}).get(
+            name
+        )
+        if rec:
+            return float(rec.get("cpu_seconds", rec.get("extrapolated_cpu_seconds", 0.0)))
+    return 0.0
+
+
+def _worker_log(name: str, message: str) -> None:
+    print(f"[{name}] {message}", flush=True)
+
+
+def _run_in_worker(name: str, kwargs: dict[str, Any], threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    return run_uci(name, log=functools.partial(_worker_log, name), **kwargs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m bayesdrop.reproduce.uci --dataset all --setting table1``."""
-    from ..data.uci import UCI_DATASETS, uci_dataset_info
+    """Command line: ``python -m bayesdrop.reproduce.uci --help``."""
+    from ..data.uci import UCI_DATASETS
 
     parser = argparse.ArgumentParser(
         prog="python -m bayesdrop.reproduce.uci",
@@ -890,6 +963,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val-samples", type=int, default=100, help="validation MC samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: tiny ops gain nothing from more)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="data sets run in this many worker processes at once (largest first); 2 on a 2-core machine",
+    )
+    parser.add_argument(
+        "--mlflow",
+        default="sqlite:///mlflow.db",
+        metavar="URI",
+        help="MLflow tracking URI: one run per data set and setting in experiment 'gal2016-uci'",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument("--no-write", action="store_true", help="print only, write nothing")
     parser.add_argument(
         "--samples-full",
@@ -910,56 +996,99 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render_only:
         write_results(args.out, [])
         return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.jobs < 1:
+        parser.error(f"argument --jobs: expected an integer >= 1, got {args.jobs}")
+    if args.threads < 1:
+        parser.error(f"argument --threads: expected an integer >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     names = list(UCI_DATASETS) if args.dataset == "all" else args.dataset.split(",")
-    records = []
     for name in names:
-        # a data set's seed does not depend on which others run with it
-        i = list(UCI_DATASETS).index(name) if name in UCI_DATASETS else 0
-        try:
-            rec = run_uci(
-                name,
-                args.root,
-                args.setting,
-                n_splits=args.splits,
-                epochs=args.estimate_from_epochs or args.epochs,
-                samples=args.samples,
-                val_samples=args.val_samples,
-                seed=args.seed + 100 * i,
-                log=lambda msg: print(msg, flush=True),
-            )
-        except BayesdropError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        if name not in UCI_DATASETS:
+            parser.error(f"argument --dataset: expected 'all' or names among {sorted(UCI_DATASETS)}, got {name!r}")
+    common = {
+        "root": args.root,
+        "setting": args.setting,
+        "n_splits": args.splits,
+        "epochs": args.estimate_from_epochs or args.epochs,
+        "samples": args.samples,
+        "val_samples": args.val_samples,
+    }
+    # a data set's seed does not depend on which others run with it
+    jobs = {name: common | {"seed": args.seed + 100 * list(UCI_DATASETS).index(name)} for name in names}
+    table_start, table_started = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    records: list[dict[str, Any]] = []
+
+    def finish(rec: dict[str, Any]) -> None:
         records.append(rec)
         if args.estimate_from_epochs:
-            info = uci_dataset_info(name, args.root)
-            full = SETTINGS[args.setting].epoch_multiplier * int(info["n_epochs"])  # type: ignore[arg-type]
-            base = None
-            path = Path(args.out) / "uci.json"
-            if path.is_file():  # prediction time of a full run with the same grid and T
-                done = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
-                for other in done.values():
-                    cand = other.get(rec["dataset"])
-                    if (
-                        cand
-                        and cand["grid"] == rec["grid"]
-                        and cand["n_splits"] == rec["n_splits"]
-                        and cand["samples"] == args.samples_full
-                    ):
-                        base = cand
-            est = extrapolate(rec, full, args.samples_full, predict_from=base)
-            print(
-                f"{rec['dataset']} {args.setting}: estimated {est['extrapolated_seconds']:.0f} s "
-                f"({est['extrapolated_cpu_seconds']:.0f} s CPU) for {full} epochs",
-                flush=True,
-            )
-            if not args.no_write:
-                write_results(args.out, [], estimates=[est])
+            _record_estimate(rec, args)
         elif not args.no_write:
             write_results(args.out, [rec])
+            if not args.no_mlflow:
+                run_id = log_to_mlflow(rec, args.mlflow, artifact=Path(args.out) / "uci.md")
+                print(f"[{rec['dataset']}] logged to MLflow run {run_id} ({args.mlflow})", flush=True)
+
+    try:
+        if args.jobs == 1 or len(names) == 1:
+            for name in names:
+                finish(run_uci(name, log=functools.partial(_worker_log, name), **jobs[name]))
+        else:
+            order = sorted(names, key=lambda n: -_expected_cost(n, args.setting, args.out))
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+                futures = [pool.submit(_run_in_worker, name, jobs[name], args.threads) for name in order]
+                for future in concurrent.futures.as_completed(futures):
+                    finish(future.result())
+    except BayesdropError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if len(records) > 1 and not args.estimate_from_epochs:
+        wall = time.perf_counter() - table_start
+        cpu = sum(r["cpu_seconds"] for r in records)
+        run = {
+            "setting": args.setting,
+            "datasets": [r["dataset"] for r in records],
+            "jobs": args.jobs,
+            "wall_seconds": wall,
+            "cpu_seconds": cpu,
+            "machine": _machine(),
+            "load_average_at_start": load_start,
+            "started_utc": table_started,
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        print(f"{args.setting}: {len(records)} data sets in {wall:.0f} s wall ({cpu:.0f} s CPU), {args.jobs} job(s)")
+        if not args.no_write:
+            write_results(args.out, [], table_runs=[run])
     return 0
+
+
+def _record_estimate(rec: dict[str, Any], args: argparse.Namespace) -> None:
+    from ..data.uci import uci_dataset_info
+
+    info = uci_dataset_info(rec["dataset"], args.root)
+    full = SETTINGS[args.setting].epoch_multiplier * int(info["n_epochs"])  # type: ignore[arg-type]
+    base = None
+    path = Path(args.out) / "uci.json"
+    if path.is_file():  # prediction time of a full run with the same grid and T
+        done = json.loads(path.read_text(encoding="utf-8")).get("settings", {})
+        for other in done.values():
+            cand = other.get(rec["dataset"])
+            if (
+                cand
+                and cand["grid"] == rec["grid"]
+                and cand["n_splits"] == rec["n_splits"]
+                and cand["samples"] == args.samples_full
+            ):
+                base = cand
+    est = extrapolate(rec, full, args.samples_full, predict_from=base)
+    print(
+        f"{rec['dataset']} {args.setting}: estimated {est['extrapolated_seconds']:.0f} s "
+        f"({est['extrapolated_cpu_seconds']:.0f} s CPU) for {full} epochs",
+        flush=True,
+    )
+    if not args.no_write:
+        write_results(args.out, [], estimates=[est])
 
 
 if __name__ == "__main__":
