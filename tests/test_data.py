@@ -314,8 +314,28 @@ def test_registry_and_load_dataset():
     assert xb.shape == (64, 1, 28, 28) and yb.dtype == torch.int64
     with pytest.raises(BayesdropError, match="`name`.*digits"):
         bdata.load_dataset("cifar10")
-    with pytest.raises(BayesdropError, match="UCI regression set.*load_uci"):
-        bdata.load_dataset("boston")
+    with pytest.raises(BayesdropError, match="`split`.*only the UCI sets"):
+        bdata.load_dataset("digits", split=1)
+
+
+def test_load_dataset_uci_split_in_original_units(shared_data):
+    splits = bdata.load_dataset("yacht", shared_data, split=3, val_size=0)
+    raw = bdata.load_uci("yacht", shared_data / "uci", split=3)
+    assert splits.task == "regression" and splits.num_classes is None and splits.input_shape == (6,)
+    assert splits.y_train.shape == (len(raw.y_train), 1) and splits.y_train.dtype == torch.float32
+    torch.testing.assert_close(splits.x_test, raw.x_test.float())
+    torch.testing.assert_close(splits.y_test[:, 0], raw.y_test.float())
+    with_val = bdata.load_dataset("yacht", shared_data / "uci", split=3, val_size=0.2, seed=1)
+    assert len(with_val.x_train) + len(with_val.x_val) == len(raw.x_train)
+    with pytest.raises(BayesdropError, match="`split`"):
+        bdata.load_dataset("yacht", shared_data, split=20)
+
+
+def test_uci_not_found_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("BAYESDROP_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(BayesdropError, match=r"(?s)'boston' not found.*bostonHousing.*user cache.*BAYESDROP_DATA"):
+        bdata.load_dataset("boston", tmp_path)
 
 
 def test_load_dataset_co2_and_mnist_10k(shared_data):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 import bayesdrop as bd
 from bayesdrop.experiments import (
@@ -21,6 +25,7 @@ from bayesdrop.experiments import (
 )
 from bayesdrop.experiments import _run as run_module
 from bayesdrop.experiments.charts import plot_metric_vs, plot_uncertainty_path
+from bayesdrop.training import evaluate_model
 
 # a run of a few seconds: digits, LeNet-5, 1 epoch on 96 images, 40 test images
 TINY = dict(
@@ -42,7 +47,7 @@ TINY = dict(
 def test_unknown_key_names_the_key_and_the_allowed_keys() -> None:
     with pytest.raises(
         bd.BayesdropError,
-        match="Unknown config key `dropout_rate`; expected one of: dataset, model, model_options, method, rate",
+        match="Unknown config key `dropout_rate`; expected one of: dataset, split, model, model_options, method, rate",
     ):
         load_config({"dropout_rate": 0.5})
 
@@ -179,7 +184,10 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_taken_over(tmp_path) ->
 @pytest.mark.parametrize("method", ["gaussian", "concrete"])
 def test_methods_build_their_noise_and_run(tmp_path, method: str) -> None:
     cfg = ExperimentConfig(**{**TINY, "output_dir": str(tmp_path), "method": method, "rate": 0.2})
-    mc = run_module.wrap_model(run_module.build_model(cfg, (1, 28, 28), 10, 96), cfg, "classification")
+    splits = SimpleNamespace(
+        task="classification", x_train=torch.zeros(96, 1, 28, 28), input_shape=(1, 28, 28), num_classes=10
+    )
+    mc = run_module.wrap_model(run_module.build_model(cfg, splits), cfg, "classification")
     concrete = [m for m in mc.modules() if isinstance(m, bd.ConcreteDropout)]
     plain = [m for m in mc.modules() if isinstance(m, torch.nn.Dropout)]
     if method == "concrete":  # LeNet's Dropout -> Linear pairs became ConcreteDropout(Linear)
@@ -305,3 +313,55 @@ def test_charts_are_written_and_check_their_inputs(tmp_path) -> None:
     assert out.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(bd.BayesdropError, match="`results` to be runs matching"):
         plot_metric_vs(rows, "rate", tmp_path / "n.png", fixed={"samples": 99})
+
+
+def test_regression_config_errors_name_the_key() -> None:
+    with pytest.raises(bd.BayesdropError, match="`model`.*'regression_mlp' for the regression data set 'yacht'"):
+        ExperimentConfig(dataset="yacht", model="lenet5", tau=1.0)
+    with pytest.raises(bd.BayesdropError, match="`tau`.*log-likelihood"):
+        ExperimentConfig(dataset="yacht", model="regression_mlp")
+    with pytest.raises(bd.BayesdropError, match="`model`.*a classifier"):
+        ExperimentConfig(dataset="digits", model="regression_mlp")
+    with pytest.raises(bd.BayesdropError, match="`split`.*only the UCI sets"):
+        ExperimentConfig(dataset="digits", split=2)
+    heteroscedastic = ExperimentConfig(dataset="yacht", model="regression_mlp", model_options={"heteroscedastic": True})
+    assert heteroscedastic.tau is None
+    # a new optional field left at None keeps the keys of existing runs
+    assert ExperimentConfig(**TINY).key() == ExperimentConfig(**TINY, split=None).key()
+    assert "yacht3_" in ExperimentConfig(dataset="yacht", split=3, model="regression_mlp", tau=1.0).slug()
+
+
+@pytest.mark.parametrize("method", ["dropout", "dropconnect"])
+def test_uci_regression_run_end_to_end(shared_data, tmp_path, method: str) -> None:
+    cfg = ExperimentConfig(
+        dataset="yacht",
+        split=2,
+        model="regression_mlp",
+        method=method,
+        rate=0.05,
+        tau=2.0,
+        epochs=3,
+        batch_size=32,
+        samples=30,
+        val_samples=3,
+        data_dir=str(shared_data / "uci"),
+        output_dir=str(tmp_path),
+        tracking=False,
+    )
+    result = run_experiment(cfg, verbose=False)
+    m = result.metrics
+    assert m["task"] == "regression" and m["n_examples"] == 31 and m["n_samples"] == 30
+    # the metrics are those of the MC prediction in the targets' units, with tau's aleatoric part
+    _, mc, splits = run_module.load_trained(result.run_dir)
+    test = TensorDataset(splits.x_test, splits.y_test)
+    pred = evaluate_model(mc, test, samples=30, seed=cfg.seed, keep_samples=True).prediction
+    assert pred.aleatoric.flatten().tolist() == pytest.approx([1 / 2.0] * 31)
+    y = splits.y_test.double()
+    assert m["rmse"] == pytest.approx(((pred.mean - y) ** 2).mean().sqrt().item(), rel=1e-6)
+    means = pred.samples[..., 0].double()  # (B, T), in the targets' units
+    assert means.mean(1).tolist() == pytest.approx(pred.mean.flatten().tolist(), rel=1e-6)
+    log_n = torch.logsumexp(-0.5 * 2.0 * (y - means) ** 2, dim=1) - math.log(30)
+    ll = log_n - 0.5 * math.log(2 * math.pi) + 0.5 * math.log(2.0)
+    assert m["mc_log_likelihood"] == pytest.approx(ll.mean().item(), rel=1e-6)
+    assert [Path(p).name.split("_")[0] for p in result.charts] == ["regression-calibration"]
+    assert all(Path(p).stat().st_size > 1000 for p in result.charts)

@@ -7,7 +7,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from bayesdrop import BayesdropError
+from bayesdrop import BayesdropError, models
 from bayesdrop.models import (
     MLP,
     VGG,
@@ -224,3 +224,29 @@ def test_registry_lists_and_errors():
         create_model("regression_mlp", activation="swish")
     with pytest.raises(BayesdropError, match="`depth`"):
         create_model("vgg", depth=19)
+
+
+def test_standardized_sees_standard_inputs_and_answers_in_target_units():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=g) * torch.tensor([10.0, 0.1, 1.0]) + torch.tensor([5.0, -2.0, 0.0])
+    x[:, 2] = 7.0  # a constant column gets scale 1, not a division by zero
+    y = 40.0 + 6.0 * torch.randn(200, 1, generator=g)
+    seen: list[torch.Tensor] = []
+    net = nn.Linear(3, 1)
+    net.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    model = models.Standardized(net, x, y)
+    out = model(x)
+    inside = seen[0]
+    torch.testing.assert_close(inside[:, :2].mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(inside[:, :2].std(0), torch.ones(2))
+    torch.testing.assert_close(inside[:, 2], torch.zeros(200))
+    torch.testing.assert_close(out, net(inside) * y.std() + y.mean())
+    hetero = models.Standardized(models.RegressionMLP(3, hidden=(8,), heteroscedastic=True).eval(), x, y)
+    mean, var = hetero(x)
+    raw_mean, raw_var = hetero.net(inside)
+    torch.testing.assert_close(var, raw_var * y.std() ** 2)
+    torch.testing.assert_close(mean, raw_mean * y.std() + y.mean())
+    assert {"x_shift", "x_scale", "y_shift", "y_scale"} <= set(model.state_dict())
+    torch.fx.symbolic_trace(hetero)  # the engine can split it
+    with pytest.raises(BayesdropError, match="`y`"):
+        models.Standardized(net, x, y[:10])

@@ -119,6 +119,24 @@ def test_regression_bands(tmp_path, aleatoric: float) -> None:
     assert list(mean_line.get_ydata()) == pytest.approx(pred.mean.flatten().tolist())
 
 
+def test_regression_calibration_draws_the_picp_curve(tmp_path) -> None:
+    _, pred = _regression(aleatoric=0.05)
+    targets = pred.mean.flatten() + 0.3 * torch.randn(pred.mean.shape[0], generator=torch.Generator().manual_seed(0))
+    fig = plots.regression_calibration(pred, targets, path=tmp_path / "calibration.png")
+    observed = fig.axes[0].lines[1]
+    assert list(observed.get_xdata()) == pytest.approx([i / 20 for i in range(1, 20)])
+    expected_share = [metrics.picp(pred.mean.flatten(), pred.total.flatten(), targets, i / 20) for i in range(1, 20)]
+    assert list(observed.get_ydata()) == pytest.approx(expected_share)
+    errors = fig.axes[1].collections[0].get_offsets()
+    assert list(errors[:, 1]) == pytest.approx((targets - pred.mean.flatten()).abs().tolist(), rel=1e-5)
+    assert (tmp_path / "calibration.png").stat().st_size > 1000
+    with pytest.raises(BayesdropError, match="`targets`"):
+        plots.regression_calibration(pred, targets[:-1])
+    classification, _ = _classification()
+    with pytest.raises(BayesdropError, match="`pred`"):
+        plots.regression_calibration(classification, targets)
+
+
 def test_saving_is_atomic_and_clean(tmp_path) -> None:
     pred, y = _classification()
     target = tmp_path / "sub" / "fig.png"

@@ -96,12 +96,18 @@ def load_dataset(
     max_train: int | None = None,
     seed: int = 0,
     download: bool = False,
+    split: int = 0,
 ) -> DatasetSplits:
     """Load a registered data set as ready train / validation / test splits.
 
+    UCI sets (``"yacht"``, ``"boston"``, ...) give one published split in the original units,
+    inputs ``(N, Q)`` and targets ``(N, 1)`` float32 (the paper's protocol, with its
+    standardisation and grid search, is ``bayesdrop.reproduce.uci``).
+
     Args:
-        name: one of :func:`list_datasets` (UCI sets: use ``bayesdrop.data.load_uci``).
-        root: folder to look in first (see each loader).
+        name: one of :func:`list_datasets`.
+        root: folder to look in first (see each loader; for UCI sets the folder holding one
+            subfolder per data set, or a folder with ``uci/`` in it).
         val_size: validation examples taken from the training set (int count or float
             fraction; 0 for none). Default: 5,000 for (Fashion-)MNIST, 1,000 for ``mnist-10k``,
             200 for ``digits``, 0 for ``co2``.
@@ -109,23 +115,28 @@ def load_dataset(
             the validation split), for quick runs.
         seed: seed of the splits and the subset.
         download: allow downloading (Fashion-)MNIST into the user cache.
+        split: the published split of a UCI set (``0 <= split < n_splits``); must be 0 for
+            the other data sets.
     """
-    if not isinstance(name, str) or name not in _DESCRIPTIONS:
-        known = list_datasets()
-        if name in known:  # a UCI set
-            raise BayesdropError(
-                f"Data set {name!r} is a UCI regression set: load one of its published splits "
-                f"with `bayesdrop.data.load_uci({name!r}, root, split)`; the paper's protocol "
-                "(standardisation, validation part) is in `bayesdrop.reproduce`."
-            )
-        raise expected("name", f"one of {sorted(known)}", name)
+    from .uci import UCI_DATASETS, find_uci_root, load_uci
+
+    if not isinstance(name, str) or (name not in _DESCRIPTIONS and name not in UCI_DATASETS):
+        raise expected("name", f"one of {sorted(list_datasets())}", name)
+    if split != 0 and name not in UCI_DATASETS:
+        raise expected("split", f"0 for {name!r} (only the UCI sets have published splits)", split)
     classification = True
     x_test = y_test = None
-    if name in ("mnist", "fashion-mnist"):
+    if name in UCI_DATASETS:
+        uci = load_uci(name, find_uci_root(name, root), split=split)
+        x, y = uci.x_train.float(), uci.y_train.float().unsqueeze(1)
+        x_test, y_test = uci.x_test.float(), uci.y_test.float().unsqueeze(1)
+        classification = False
+        default_val: int | float = 0
+    elif name in ("mnist", "fashion-mnist"):
         loader = load_mnist if name == "mnist" else load_fashion_mnist
         x, y = loader("train", root, download=download)
         x_test, y_test = loader("test", root, download=download)
-        default_val: int | float = 5000
+        default_val = 5000
     elif name == "mnist-10k":
         x, y = load_mnist("test", root, download=download)
         default_val = 1000

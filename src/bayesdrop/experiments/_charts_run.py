@@ -36,7 +36,7 @@ def draw_run_charts(
     """Rotation and morph uncertainty charts (+ the metrics plots) of a trained model.
 
     Args:
-        mc: the wrapped, trained classifier.
+        mc: the wrapped, trained model (a regression model gets the regression plots instead).
         cfg: the experiment (chart image indices, steps, samples, seed).
         evaluation: the run's :class:`bayesdrop.training.Evaluation`.
         x_test: ``(N, C, H, W)`` test images; ``y_test`` ``(N,)`` labels.
@@ -47,6 +47,8 @@ def draw_run_charts(
     """
     from ..data import morph, rotation_series
 
+    if evaluation.prediction.task == "regression":
+        return _regression_plots(cfg, evaluation, x_test, Path(out))
     n = len(x_test)
     for key in ("chart_image", "chart_morph_to"):
         v = getattr(cfg, key)
@@ -92,6 +94,24 @@ def draw_run_charts(
     )
     paths.extend(_metric_plots(cfg, evaluation, out))
     return paths
+
+
+def _regression_plots(cfg: ExperimentConfig, evaluation: Any, x_test: Tensor, out: Path) -> list[Path]:
+    """Interval calibration and error vs uncertainty; the mean and bands over x for 1-D inputs."""
+    from .. import plots
+
+    slug = cfg.slug()
+    data = cfg.dataset if cfg.split is None else f"{cfg.dataset} split {cfg.split}"
+    what = f"{cfg.method} p={cfg.rate:g}, T={cfg.samples}, {cfg.model} on {data}"
+    pred, targets = evaluation.prediction, evaluation.targets
+    path = out / f"regression-calibration_{slug}.png"
+    plots.regression_calibration(pred, targets, title=f"Calibration on the test split\n{what}", path=path)
+    written = [path]
+    if x_test[0].numel() == 1:
+        path = out / f"regression-bands_{slug}.png"
+        plots.regression_bands(x_test.reshape(-1), pred, targets=targets, title=what, path=path)
+        written.append(path)
+    return written
 
 
 def _metric_plots(cfg: ExperimentConfig, evaluation: Any, out: Path) -> list[Path]:

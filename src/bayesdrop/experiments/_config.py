@@ -38,7 +38,18 @@ _BOOKKEEPING = (
     "name",
 )
 # model constructor arguments the experiment sets itself
-_SET_BY_EXPERIMENT = ("in_channels", "input_size", "num_classes", "dropout")
+_SET_BY_EXPERIMENT = ("in_channels", "input_size", "num_classes", "in_features", "out_features", "dropout")
+# data sets whose targets are real numbers, and the one model that fits them
+_REGRESSION_MODEL = "regression_mlp"
+
+
+def is_regression_dataset(name: str) -> bool:
+    """Whether data set ``name`` is a regression set (the UCI sets and CO2)."""
+    from ..data.uci import UCI_DATASETS
+
+    return name in UCI_DATASETS or name == "co2"
+
+
 # keys that only change the evaluation: runs differing only here share one trained model
 _EVAL_ONLY = ("samples", "test_size", "ood_dataset", "chart_image", "chart_morph_to", "chart_steps")
 
@@ -52,7 +63,9 @@ class ExperimentConfig:
     naming the key and the allowed values.
 
     Attributes:
-        dataset: a name of ``bayesdrop.data.list_datasets()`` (``"fashion-mnist"``, ``"digits"``).
+        dataset: a name of ``bayesdrop.data.list_datasets()`` (``"fashion-mnist"``, ``"digits"``,
+            or a UCI regression set such as ``"yacht"``).
+        split: the published train/test split of a UCI set (None: split 0); null otherwise.
         model: a name of ``bayesdrop.models.list_models()`` (``"lenet5"``, ``"mlp"``, ...).
         model_options: extra constructor arguments of the model, e.g. ``{"hidden": [64]}``
             for the MLP or ``{"placement": "all"}`` (not the shape, classes or dropout rate).
@@ -61,7 +74,9 @@ class ExperimentConfig:
         samples: MC samples T at evaluation.
         epochs, batch_size, optimizer, lr, momentum, schedule, weight_decay, patience: training.
         length_scale, tau: prior length-scale and precision; when ``length_scale`` is set the
-            weight decay is ``l^2 (1 - p) / (2 N tau)`` (Gal & Ghahramani) instead.
+            weight decay is ``l^2 (1 - p) / (2 N tau)`` (Gal & Ghahramani) instead. For a
+            regression model without a variance head ``tau`` is also the model precision (in
+            the targets' units) that the test log-likelihood needs, so it is required there.
         val_fraction: share of the training data held out for validation / early stopping.
         val_samples: MC samples of the per-epoch validation.
         train_size, test_size: use only the first n examples (None: all).
@@ -81,6 +96,7 @@ class ExperimentConfig:
     """
 
     dataset: str = "fashion-mnist"
+    split: int | None = None
     model: str = "lenet5"
     model_options: dict[str, Any] | None = None
     method: str = "dropout"
@@ -147,7 +163,8 @@ class ExperimentConfig:
         """
         if self.name:
             return _safe(self.name)
-        return _safe(f"{self.dataset}_{self.model}_{self.method}_p{_num(self.rate)}_T{self.samples}_s{self.seed}")
+        data = self.dataset if self.split is None else f"{self.dataset}{self.split}"
+        return _safe(f"{data}_{self.model}_{self.method}_p{_num(self.rate)}_T{self.samples}_s{self.seed}")
 
     def params(self) -> dict[str, Any]:
         """The parameters to log to a tracker (bookkeeping left out, None as 'None')."""
@@ -242,10 +259,19 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
     datasets = _choices("data", "list_datasets")
     if datasets is not None:
         enum("dataset", datasets)
+    pos_int("split", optional=True, zero=True)
+    regression = is_regression_dataset(c.dataset)
+    if c.split is not None and not (regression and c.dataset != "co2"):
+        raise expected("split", f"null for {c.dataset!r} (only the UCI sets have published splits)", c.split)
     text("model")
     models = _choices("models", "list_models")
     if models is not None:
         enum("model", models)
+    model_key = c.model.replace("-", "_").lower()
+    if regression and model_key != _REGRESSION_MODEL:
+        raise expected("model", f"{_REGRESSION_MODEL!r} for the regression data set {c.dataset!r}", c.model)
+    if not regression and model_key == _REGRESSION_MODEL:
+        raise expected("model", f"a classifier for the classification data set {c.dataset!r}", c.model)
     if c.model_options is not None:
         if not isinstance(c.model_options, dict) or not all(isinstance(k, str) for k in c.model_options):
             raise expected(
@@ -274,6 +300,14 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
     pos_num("weight_decay", zero=True)
     pos_num("length_scale", optional=True)
     pos_num("tau", optional=True)
+    if regression and c.tau is None and not (c.model_options or {}).get("heteroscedastic"):
+        raise expected(
+            "tau",
+            f"the model precision (a positive number, in the targets' units) for the regression data set "
+            f"{c.dataset!r}: the test log-likelihood of a model without a variance head needs it (e.g. a "
+            "value of the set's tau_values.txt), or model_options {heteroscedastic: true}",
+            None,
+        )
     if not _is_num(c.val_fraction) or not 0 <= c.val_fraction < 1:
         raise expected("val_fraction", "a number in [0, 1)", c.val_fraction)
     pos_int("patience", optional=True)

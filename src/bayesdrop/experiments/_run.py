@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,12 @@ def load_data(cfg: ExperimentConfig) -> Any:
     from .. import data
 
     splits = data.load_dataset(
-        cfg.dataset, cfg.data_dir, val_size=cfg.val_fraction, max_train=cfg.train_size, seed=cfg.seed
+        cfg.dataset,
+        cfg.data_dir,
+        val_size=cfg.val_fraction,
+        max_train=cfg.train_size,
+        seed=cfg.seed,
+        split=cfg.split or 0,
     )
     if splits.x_test is None or splits.y_test is None:
         raise BayesdropError(
@@ -126,21 +132,35 @@ def _ood_data(cfg: ExperimentConfig, n_test: int) -> TensorDataset | None:
     return TensorDataset(pair.x_out, pair.y_out)
 
 
-def build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int, n_train: int) -> nn.Module:
-    """The unwrapped network for the config.
+def build_model(cfg: ExperimentConfig, splits: Any) -> nn.Module:
+    """The unwrapped network for the config and its data (``bayesdrop.data.DatasetSplits``).
 
     Dropout layers at ``rate`` for methods dropout and gaussian (whose noise replaces them),
     none (rate 0) for DropConnect (its weight masks are the noise), and Concrete dropout layers
     for method concrete, with Gal et al.'s regularisers ``l^2 / (tau N)`` and ``2 / (tau N)``.
+    A regression net is wrapped in ``models.Standardized`` (the training split's statistics), so
+    it learns on standardised data and answers in the targets' units.
     """
     from .. import models
 
     p = 0.0 if cfg.method == "dropconnect" else cfg.rate
+    n_train = len(splits.x_train)
+    if splits.task == "regression":
+        net = models.create_model(
+            cfg.model,
+            in_features=int(math.prod(splits.input_shape)),
+            out_features=int(math.prod(splits.y_train.shape[1:])) or 1,
+            dropout=p,
+            **(cfg.model_options or {}),
+        )
+        if cfg.method == "concrete":
+            net = _to_concrete(net, cfg, n_train)
+        return models.Standardized(net, splits.x_train.flatten(1), splits.y_train)
     model = models.create_model(
         cfg.model,
-        in_channels=int(input_shape[0]),
-        input_size=int(input_shape[-1]),
-        num_classes=num_classes,
+        in_channels=int(splits.input_shape[0]),
+        input_size=int(splits.input_shape[-1]),
+        num_classes=splits.num_classes,
         dropout=p,
         **(cfg.model_options or {}),
     )
@@ -182,12 +202,22 @@ def _to_concrete(model: nn.Module, cfg: ExperimentConfig, n: int) -> nn.Module:
 
 
 def wrap_model(model: nn.Module, cfg: ExperimentConfig, task: str) -> nn.Module:
-    """``bd.wrap`` with the config's method (Concrete dropout is sampled as dropout)."""
+    """``bd.wrap`` with the config's method (Concrete dropout is sampled as dropout).
+
+    Regression: ``output="mean_var"`` for a net with a variance head, else ``"mean"`` with the
+    model precision ``cfg.tau``.
+    """
     import bayesdrop as bd
 
+    options: dict[str, Any] = {"task": task}
+    if task == "regression":
+        if (cfg.model_options or {}).get("heteroscedastic"):
+            options["output"] = "mean_var"
+        else:
+            options |= {"output": "mean", "tau": cfg.tau}
     if cfg.method in ("dropout", "concrete"):
-        return bd.wrap(model, task=task, method="dropout")
-    return bd.wrap(model, task=task, method=cfg.method, p=cfg.rate)
+        return bd.wrap(model, method="dropout", **options)
+    return bd.wrap(model, method=cfg.method, p=cfg.rate, **options)
 
 
 def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
@@ -216,7 +246,7 @@ def load_trained(folder: str | Path, device: str | None = None) -> tuple[Experim
         raw["device"] = device
     cfg = ExperimentConfig(**raw)
     splits = load_data(cfg)
-    model = build_model(cfg, splits.input_shape, splits.num_classes, len(splits.x_train))
+    model = build_model(cfg, splits)
     mc = wrap_model(model, cfg, splits.task)
     dev = resolve_device(cfg.device)
     network(mc).load_state_dict(load_checkpoint(folder / "model.pt", map_location=dev)["model"])
@@ -314,11 +344,6 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     splits = load_data(cfg)
-    if splits.task != "classification":
-        raise BayesdropError(
-            f"Dataset {cfg.dataset!r} is a regression set; experiments run classification "
-            "data sets for now (`bayesdrop list datasets`)."
-        )
     x_test, y_test = splits.x_test, splits.y_test
     if cfg.test_size is not None:
         x_test, y_test = x_test[: cfg.test_size], y_test[: cfg.test_size]
@@ -330,7 +355,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
         f"{0 if val is None else len(val)}, test {len(test)}; device {device}"
     )
 
-    model = build_model(cfg, splits.input_shape, splits.num_classes, len(train))
+    model = build_model(cfg, splits)
     mc = wrap_model(model, cfg, splits.task)
     ckpt_path, model_path = _train_paths(cfg)
     reused = model_path.is_file()
@@ -347,7 +372,11 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
 
         def on_epoch(e: EpochStats) -> None:
             tracker.log_metrics(e.metrics(), step=e.epoch)
-            val_txt = "" if e.val_loss is None else (f", val NLL {e.val_loss:.4f}, val acc {e.val_accuracy:.4f}")
+            val_txt = ""
+            if e.val_loss is not None:
+                val_txt = f", val {'NLL' if splits.task == 'classification' else 'MSE'} {e.val_loss:.4f}"
+            if e.val_accuracy is not None:
+                val_txt += f", val acc {e.val_accuracy:.4f}"
             say(f"[bayesdrop] epoch {e.epoch}/{cfg.epochs}: train loss {e.train_loss:.4f}{val_txt} ({e.seconds:.1f}s)")
 
         hist: History = fit(

@@ -29,6 +29,11 @@ _SUMMARY = (
     "mutual_information",
     "ood_auroc_entropy",
     "ood_auroc_mutual_information",
+    "rmse",
+    "mc_log_likelihood",
+    "gaussian_nll",
+    "crps",
+    "picp_95",
     "train_seconds",
     "eval_seconds",
 )

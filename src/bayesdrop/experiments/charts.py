@@ -20,7 +20,18 @@ from .._io import atomic_open
 __all__ = ["path_uncertainty", "plot_uncertainty_path", "plot_metric_vs", "PREFERRED_METRICS"]
 
 # metrics drawn by the sweep charts when present, best first
-PREFERRED_METRICS = ("accuracy", "nll", "ece", "aurc", "ood_auroc_entropy", "ood_auroc_mutual_information")
+PREFERRED_METRICS = (
+    "accuracy",
+    "nll",
+    "ece",
+    "aurc",
+    "ood_auroc_entropy",
+    "ood_auroc_mutual_information",
+    "rmse",
+    "mc_log_likelihood",
+    "crps",
+    "picp_95",
+)
 _LABELS = {
     "nll": "NLL",
     "ece": "ECE",
@@ -28,9 +39,13 @@ _LABELS = {
     "brier": "Brier",
     "ood_auroc_entropy": "OOD AUROC (entropy)",
     "ood_auroc_mutual_information": "OOD AUROC (mutual inf.)",
+    "rmse": "RMSE",
+    "mc_log_likelihood": "test log-likelihood",
+    "crps": "CRPS",
+    "picp_95": "coverage of the 95% interval",
 }
 # metrics where a larger value is better (the others: lower is better), for the titles
-_HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_at")
+_HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_at", "mc_log_likelihood")
 
 
 def _pyplot() -> Any:

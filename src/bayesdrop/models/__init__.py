@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .densenet import DenseNet
 from .lenet import ConvNet, LeNet5
-from .mlp import MLP, RegressionMLP
+from .mlp import MLP, RegressionMLP, Standardized
 from .registry import create_model, list_models
 from .resnet import BasicBlock, ResNet18
 from .vgg import VGG
@@ -18,6 +18,7 @@ __all__ = [
     "MLP",
     "RegressionMLP",
     "ResNet18",
+    "Standardized",
     "VGG",
     "create_model",
     "list_models",

@@ -18,7 +18,7 @@ from ._common import (
     resolve_placement,
 )
 
-__all__ = ["MLP", "RegressionMLP"]
+__all__ = ["MLP", "RegressionMLP", "Standardized"]
 
 _MLP_CHOICES = {
     "input": frozenset({"input"}),
@@ -152,3 +152,41 @@ class RegressionMLP(nn.Module):
         if self.var_head is None:
             return mean
         return mean, F.softplus(self.var_head(h)) + self.min_variance
+
+
+class Standardized(nn.Module):
+    """A regression net that sees standardised inputs and answers in the data's units.
+
+    ``forward(x) = net((x - x_shift) / x_scale) * y_scale + y_shift``; a ``(mean, var)`` head
+    becomes ``(mean * y_scale + y_shift, var * y_scale^2)``. Trained with the squared error in
+    the data's units, a model precision ``tau`` (and the prior weight decay derived from it)
+    is then in those units too, as in Gal & Ghahramani's UCI experiments.
+
+    Args:
+        net: the regression network, ``(B, Q)`` -> ``(B, out)`` or a ``(mean, var)`` tuple.
+        x: ``(N, Q)`` training inputs (their mean and std are stored as buffers; constant
+            columns get scale 1).
+        y: ``(N, out)`` or ``(N,)`` training targets.
+    """
+
+    def __init__(self, net: nn.Module, x: Tensor, y: Tensor) -> None:
+        super().__init__()
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[0] < 2:
+            raise expected("x", "training inputs (N, Q) with N >= 2", getattr(x, "shape", type(x).__name__))
+        y2 = y.reshape(len(y), -1) if isinstance(y, Tensor) else None
+        if y2 is None or y2.shape[0] != x.shape[0]:
+            raise expected("y", f"training targets with {x.shape[0]} rows", getattr(y, "shape", type(y).__name__))
+        self.net = net
+        x_scale, y_scale = x.std(0), y2.std(0)
+        self.register_buffer("x_shift", x.mean(0))
+        self.register_buffer("x_scale", torch.where(x_scale > 0, x_scale, torch.ones_like(x_scale)))
+        self.register_buffer("y_shift", y2.mean(0))
+        self.register_buffer("y_scale", torch.where(y_scale > 0, y_scale, torch.ones_like(y_scale)))
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """``(B, Q)`` -> ``(B, out)`` mean in the data's units, or ``(mean, var)``."""
+        out = self.net((x - self.x_shift) / self.x_scale)
+        if isinstance(out, tuple):
+            mean, var = out
+            return mean * self.y_scale + self.y_shift, var * self.y_scale**2
+        return out * self.y_scale + self.y_shift

@@ -13,7 +13,7 @@ returns the Figure and saves it atomically when given ``path=`` (.png, .svg or .
 
 from ._classification import mc_histogram, ood_histogram, reliability_diagram, risk_coverage
 from ._common import save_figure
-from ._regression import regression_bands
+from ._regression import regression_bands, regression_calibration
 
 __all__ = [
     "reliability_diagram",
@@ -21,5 +21,6 @@ __all__ = [
     "mc_histogram",
     "ood_histogram",
     "regression_bands",
+    "regression_calibration",
     "save_figure",
 ]

@@ -1,4 +1,4 @@
-"""Regression plot: predictive mean with aleatoric and total (aleatoric + epistemic) bands."""
+"""Regression plots: predictive mean with aleatoric and total bands; interval calibration."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..metrics._validation import as_float
 from ..prediction import Prediction
 from ._common import finish, new_figure
 
-__all__ = ["regression_bands"]
+__all__ = ["regression_bands", "regression_calibration"]
 
 
 def _column(x: Any, name: str, n: int | None = None) -> torch.Tensor:
@@ -109,4 +109,67 @@ def regression_bands(
     ax.legend(fontsize=8, frameon=False, loc="best")
     ax.grid(alpha=0.3)
     ax.set_title(title or f"Predictive mean and uncertainty (T = {pred.n_samples})", fontsize=11)
+    return finish(fig, path)
+
+
+def regression_calibration(
+    pred: Prediction,
+    targets: Any,
+    *,
+    title: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Calibration of a regression prediction of any input dimension, in two panels.
+
+    Left: the share of targets inside the central interval of N(mean, total variance) against
+    the interval's nominal level (5% to 95%; on the diagonal when calibrated, below it when
+    over-confident) — the curve behind ``picp_<level>`` of ``metrics.evaluate``. Right: the
+    absolute error of each test point against its predictive standard deviation (aleatoric +
+    epistemic), with the line ``|error| = sd``: uncertainty that tracks the error rises with it.
+
+    Args:
+        pred: a regression :class:`bayesdrop.Prediction` of N points with one output.
+        targets: ``(N,)`` or ``(N, 1)`` test targets.
+        title: figure title.
+        path: save the figure there (.png, .svg or .pdf), atomically.
+
+    Returns:
+        The matplotlib Figure.
+    """
+    from ..metrics import picp
+
+    if not isinstance(pred, Prediction) or pred.task != "regression":
+        got = pred.task if isinstance(pred, Prediction) else type(pred).__name__
+        raise expected("pred", "a regression bayesdrop.Prediction", got)
+    mean = _column(pred.mean, "pred.mean")
+    n = mean.numel()
+    y = _column(targets, "targets", n)
+    total = _column(pred.total, "pred.total", n) if pred.total.numel() == n else None
+    if total is None or not bool((total > 0).all()):
+        raise BayesdropError(
+            "Argument `pred` needs a positive predictive variance for every point (sample with "
+            "samples >= 2, or give the model a precision tau / a variance head)."
+        )
+    levels = [i / 20 for i in range(1, 20)]
+    observed = [picp(mean, total, y, level) for level in levels]
+    error = (y - mean).abs().numpy()
+    sd = total.sqrt().numpy()
+
+    fig = new_figure((9.6, 3.8))
+    left, right = fig.subplots(1, 2)
+    left.plot([0, 1], [0, 1], color="0.5", lw=1, ls="--", label="calibrated")
+    left.plot(levels, observed, marker="o", ms=3.5, color="#0B3C5D", lw=1.6, label="observed")
+    left.fill_between(levels, levels, observed, color="#F4A261", alpha=0.35, lw=0)
+    left.set(xlabel="nominal level of the central interval", ylabel="share of targets inside", xlim=(0, 1), ylim=(0, 1))
+    left.set_title("Interval calibration", fontsize=10)
+    left.legend(fontsize=8, frameon=False, loc="upper left")
+    left.grid(alpha=0.3)
+    right.scatter(sd, error, s=7, alpha=0.5, color="#5B8DB8", lw=0)
+    top = float(max(sd.max(), error.max())) * 1.05
+    right.plot([0, top], [0, top], color="0.5", lw=1, ls="--", label="|error| = sd")
+    right.set(xlabel="predictive standard deviation", ylabel="|target - mean|", xlim=(0, top), ylim=(0, top))
+    right.set_title("Error against uncertainty", fontsize=10)
+    right.legend(fontsize=8, frameon=False, loc="upper left")
+    right.grid(alpha=0.3)
+    fig.suptitle(title or f"Regression calibration (N = {n}, T = {pred.n_samples})", fontsize=11)
     return finish(fig, path)
