@@ -365,3 +365,24 @@ def test_uci_regression_run_end_to_end(shared_data, tmp_path, method: str) -> No
     assert m["mc_log_likelihood"] == pytest.approx(ll.mean().item(), rel=1e-6)
     assert [Path(p).name.split("_")[0] for p in result.charts] == ["regression-calibration"]
     assert all(Path(p).stat().st_size > 1000 for p in result.charts)
+
+
+def test_regression_sweep_chart_titles_say_what_is_better(tmp_path) -> None:
+    from bayesdrop.experiments.charts import metric_title
+
+    assert metric_title("rmse") == "RMSE (lower is better)"
+    assert metric_title("mc_log_likelihood") == "test log-likelihood (higher is better)"
+    assert metric_title("picp_95") == "coverage of the 95% interval (ideal 0.95)"
+    rows = [
+        {"method": m, "rate": r, "samples": 100, "rmse": 1 + r, "mc_log_likelihood": -1 - r, "picp_95": 0.9 + r}
+        for m in ("dropout", "dropconnect")
+        for r in (0.01, 0.05)
+    ]
+    assert plot_metric_vs(rows, "rate", tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/*.yaml")), ids=lambda p: p.name)
+def test_shipped_sweep_configs_are_valid_2x2x2_grids(path) -> None:
+    grid = expand_grid(load_config(path))
+    assert len(grid) == 8 and len({cfg.key() for cfg in grid}) == 8
+    assert len({cfg.train_key() for cfg in grid}) == 4  # runs differing only in samples share a model

@@ -365,8 +365,6 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
         network(mc).load_state_dict(state["model"])
         mc.to(device)
         history = [EpochStats(**e) for e in state["history"]]
-        for e in history:
-            tracker.log_metrics(e.metrics(), step=e.epoch)
         say(f"[bayesdrop] reusing the model trained with the same settings ({model_path})")
     else:
 
@@ -414,6 +412,9 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             },
         )
     train_seconds = time.perf_counter() - t0
+    if reused:  # the shared model's training curve, logged to this run too (not timed as training)
+        for e in history:
+            tracker.log_metrics(e.metrics(), step=e.epoch)
 
     t1 = time.perf_counter()
     ood = _ood_data(cfg, len(test))

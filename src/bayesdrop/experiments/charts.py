@@ -46,6 +46,8 @@ _LABELS = {
 }
 # metrics where a larger value is better (the others: lower is better), for the titles
 _HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_at", "mc_log_likelihood")
+# metrics with an ideal value in the middle: interval coverage should equal the nominal level
+_IDEAL = {"picp_50": 0.5, "picp_90": 0.9, "picp_95": 0.95}
 
 
 def _pyplot() -> Any:
@@ -210,6 +212,15 @@ def _as_pictures(images: Tensor) -> Tensor | None:
     return None
 
 
+def metric_title(metric: str) -> str:
+    """A panel title: the metric's name and which way is better (or its ideal value)."""
+    if metric in _IDEAL:
+        better = f"ideal {_IDEAL[metric]:g}"
+    else:
+        better = "higher is better" if metric.startswith(_HIGHER_BETTER) else "lower is better"
+    return f"{_LABELS.get(metric, metric)} ({better})"
+
+
 def plot_metric_vs(
     results: Sequence[Mapping[str, Any]],
     x: str,
@@ -268,8 +279,9 @@ def plot_metric_vs(
                 color=cmap(firsts.index(str(label[0])) % 10),
                 label=name,
             )
-        better = "higher is better" if metric.startswith(_HIGHER_BETTER) else "lower is better"
-        ax.set_title(f"{_LABELS.get(metric, metric)} ({better})", fontsize=10)
+        if metric in _IDEAL:
+            ax.axhline(_IDEAL[metric], color="0.5", lw=1, ls="--")
+        ax.set_title(metric_title(metric), fontsize=10)
         ax.set_xlabel({"rate": "dropout rate p", "samples": "MC samples T"}.get(x, x))
         if x == "samples":
             ax.set_xscale("log")
