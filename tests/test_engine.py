@@ -281,3 +281,38 @@ def test_cuda_matches_cpu():
     cpu = bd.wrap(model, method="dropconnect", p=0.2).predict(x, samples=20, seed=4, keep_samples=True)
     gpu = bd.wrap(model.cuda(), method="dropconnect", p=0.2).predict(x.cuda(), samples=20, seed=4, keep_samples=True)
     torch.testing.assert_close(gpu.samples.cpu(), cpu.samples, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_tau_maximises_the_mixture_log_likelihood():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 1)).double().eval()
+    x = torch.randn(80, 2, dtype=torch.float64)
+    y = model(x).detach() + 0.3 * torch.randn(80, 1, dtype=torch.float64)
+    mc = bd.wrap(model, task="regression")
+    tau = mc.fit_tau(x, y, samples=25, seed=5)
+    assert mc.tau == tau
+    means = mc.predict(x, samples=25, seed=5, keep_samples=True).samples  # the same draws as fit_tau's
+    best = bd.metrics.mc_log_likelihood(means, y, tau=tau)
+    for factor in (0.5, 0.9, 0.99, 1.01, 1.1, 2.0):  # a maximum, not just a good value
+        assert bd.metrics.mc_log_likelihood(means, y, tau=tau * factor) < best
+    after = mc.predict(x, samples=25, seed=5, target=y)
+    assert after.aleatoric.flatten().tolist() == pytest.approx([1 / tau] * 80)
+    assert after.log_likelihood.mean().item() == pytest.approx(best, rel=1e-9)
+
+
+def test_fit_tau_of_a_deterministic_mean_is_one_over_the_mse():
+    model = nn.Sequential(nn.Linear(3, 1), nn.Dropout(1e-9)).double().eval()
+    x = torch.randn(50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = model(x).detach() + torch.linspace(-1, 1, 50, dtype=torch.float64)[:, None]
+    tau = bd.wrap(model, task="regression").fit_tau(x, y, samples=4)
+    assert tau == pytest.approx(1 / float(((model(x).detach() - y) ** 2).mean()), rel=1e-6)
+
+
+def test_fit_tau_errors_name_the_argument():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.5)).eval()
+    with pytest.raises(bd.BayesdropError, match="`task`.*'regression' with output='mean'"):
+        bd.wrap(model).fit_tau(torch.randn(4, 3), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(bd.BayesdropError, match="`samples`.*>= 2"):
+        bd.wrap(model, task="regression").fit_tau(torch.randn(4, 3), torch.zeros(4, 2), samples=1)
+    with pytest.raises(bd.BayesdropError, match="`target`.*4 rows"):
+        bd.wrap(model, task="regression").fit_tau(torch.randn(4, 3), torch.zeros(5, 2))

@@ -318,8 +318,9 @@ def test_charts_are_written_and_check_their_inputs(tmp_path) -> None:
 def test_regression_config_errors_name_the_key() -> None:
     with pytest.raises(bd.BayesdropError, match="`model`.*'regression_mlp' for the regression data set 'yacht'"):
         ExperimentConfig(dataset="yacht", model="lenet5", tau=1.0)
-    with pytest.raises(bd.BayesdropError, match="`tau`.*log-likelihood"):
-        ExperimentConfig(dataset="yacht", model="regression_mlp")
+    with pytest.raises(bd.BayesdropError, match="`tau`.*log-likelihood.*val_fraction > 0"):
+        ExperimentConfig(dataset="yacht", model="regression_mlp", val_fraction=0)
+    assert ExperimentConfig(dataset="yacht", model="regression_mlp", val_fraction=0.2).tau is None  # estimated
     with pytest.raises(bd.BayesdropError, match="`model`.*a classifier"):
         ExperimentConfig(dataset="digits", model="regression_mlp")
     with pytest.raises(bd.BayesdropError, match="`split`.*only the UCI sets"):
@@ -386,3 +387,29 @@ def test_shipped_sweep_configs_are_valid_2x2x2_grids(path) -> None:
     grid = expand_grid(load_config(path))
     assert len(grid) == 8 and len({cfg.key() for cfg in grid}) == 8
     assert len({cfg.train_key() for cfg in grid}) == 4  # runs differing only in samples share a model
+
+
+def test_uci_regression_run_estimates_tau_on_the_validation_split(shared_data, tmp_path) -> None:
+    cfg = ExperimentConfig(
+        dataset="yacht",
+        model="regression_mlp",
+        rate=0.01,
+        epochs=3,
+        batch_size=32,
+        samples=20,
+        val_fraction=0.2,
+        val_samples=3,
+        data_dir=str(shared_data / "uci"),
+        output_dir=str(tmp_path),
+        tracking=False,
+        charts=False,
+    )
+    result = run_experiment(cfg, verbose=False)
+    tau = result.metrics["tau_estimated"]
+    _, mc, splits = run_module.load_trained(result.run_dir)
+    assert mc.tau == tau  # kept with the model
+    check = run_module.wrap_model(run_module.build_model(cfg, splits), cfg, "regression")
+    run_module.network(check).load_state_dict(run_module.network(mc).state_dict())
+    assert check.fit_tau(splits.x_val, splits.y_val, samples=20, seed=cfg.seed) == pytest.approx(tau, rel=1e-9)
+    assert result.metrics["aleatoric"] == pytest.approx(1 / tau, rel=1e-6)
+    assert math.isfinite(result.metrics["mc_log_likelihood"])

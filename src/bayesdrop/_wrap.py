@@ -470,6 +470,71 @@ class MCModel(nn.Module):
             raise expected("loader", "at least one batch", "an empty loader")
         return _concatenate(results)
 
+    def fit_tau(self, x: Tensor | Sequence[Tensor], target: Tensor, samples: int = 100, seed: int = 0) -> float:
+        """Estimate the model precision tau of a point-output regression model, and keep it.
+
+        Draws ``samples`` MC means of held-out inputs once and picks the tau that maximises the
+        mixture log-likelihood ``mean_i log (1/T) sum_t N(y_i; f_t(x_i), 1/tau)`` (a scan over
+        log tau, then a golden-section refinement). Later ``predict`` calls add the aleatoric
+        variance ``1 / tau`` and fill ``log_likelihood``.
+
+        >>> import bayesdrop as bd
+        >>> net = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 1))
+        >>> mc = bd.wrap(net, task="regression")
+        >>> tau = mc.fit_tau(torch.randn(64, 1), torch.randn(64, 1), samples=20)
+        >>> mc.tau == tau > 0
+        True
+
+        Args:
+            x: ``(B, ...)`` held-out inputs (a validation split: on the training data the
+                estimate is over-confident).
+            target: ``(B, *out)`` their targets.
+            samples: MC samples T.
+            seed: sampling seed.
+
+        Returns:
+            The chosen tau (also stored as ``self.tau``).
+        """
+        from .metrics import mc_log_likelihood
+
+        if self.task is not Task.REGRESSION or self.output != "mean":
+            raise expected(
+                "task",
+                "'regression' with output='mean' (a Gaussian head predicts its own variance)",
+                f"task={self.task.value!r}, output={self.output!r}",
+            )
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+            raise expected("samples", "an integer >= 2 (the mixture needs several samples)", samples)
+        inputs = self._as_inputs(x)
+        y = self._check_target(target, inputs[0].shape[0], inputs[0].device)
+        means = self._predict(inputs, samples, seed, True, None, False, None, stream=0).samples.double()
+        y = y.double().reshape(means.shape[0], *means.shape[2:])
+
+        def objective(log_tau: float) -> float:
+            return mc_log_likelihood(means, y, tau=math.exp(log_tau))
+
+        spread = float(((y.unsqueeze(1) - means) ** 2).mean())
+        centre = -math.log(max(spread, 1e-300))  # log(1 / mean squared error of the samples)
+        grid = [centre - 12 + 24 * i / 96 for i in range(97)]
+        values = [objective(u) for u in grid]
+        best = max(range(len(grid)), key=values.__getitem__)
+        low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+        ratio = (math.sqrt(5) - 1) / 2
+        a, b = high - ratio * (high - low), low + ratio * (high - low)
+        fa, fb = objective(a), objective(b)
+        for _ in range(40):
+            if fa >= fb:
+                high, b, fb = b, a, fa
+                a = high - ratio * (high - low)
+                fa = objective(a)
+            else:
+                low, a, fa = a, b, fb
+                b = low + ratio * (high - low)
+                fb = objective(b)
+        candidates = [(values[best], grid[best]), (fa, a), (fb, b)]
+        self.tau = math.exp(max(candidates)[1])
+        return self.tau
+
     def flops(self, x: Tensor | Sequence[Tensor], samples: int = 100) -> dict[str, int]:
         """FLOPs of MC prediction of ``x`` as the engine runs it, next to the naive cost.
 

@@ -76,7 +76,8 @@ class ExperimentConfig:
         length_scale, tau: prior length-scale and precision; when ``length_scale`` is set the
             weight decay is ``l^2 (1 - p) / (2 N tau)`` (Gal & Ghahramani) instead. For a
             regression model without a variance head ``tau`` is also the model precision (in
-            the targets' units) that the test log-likelihood needs, so it is required there.
+            the targets' units) that the test log-likelihood needs; left null, it is estimated
+            after training on the validation split (``MCModel.fit_tau``), which then must exist.
         val_fraction: share of the training data held out for validation / early stopping.
         val_samples: MC samples of the per-epoch validation.
         train_size, test_size: use only the first n examples (None: all).
@@ -300,12 +301,13 @@ def _validate(c: ExperimentConfig) -> None:  # noqa: C901 - one flat list of che
     pos_num("weight_decay", zero=True)
     pos_num("length_scale", optional=True)
     pos_num("tau", optional=True)
-    if regression and c.tau is None and not (c.model_options or {}).get("heteroscedastic"):
+    if regression and c.tau is None and c.val_fraction == 0 and not (c.model_options or {}).get("heteroscedastic"):
         raise expected(
             "tau",
             f"the model precision (a positive number, in the targets' units) for the regression data set "
             f"{c.dataset!r}: the test log-likelihood of a model without a variance head needs it (e.g. a "
-            "value of the set's tau_values.txt), or model_options {heteroscedastic: true}",
+            "value of the set's tau_values.txt); or val_fraction > 0 to estimate it on the validation "
+            "split, or model_options {heteroscedastic: true}",
             None,
         )
     if not _is_num(c.val_fraction) or not 0 <= c.val_fraction < 1:

@@ -249,9 +249,26 @@ def load_trained(folder: str | Path, device: str | None = None) -> tuple[Experim
     model = build_model(cfg, splits)
     mc = wrap_model(model, cfg, splits.task)
     dev = resolve_device(cfg.device)
-    network(mc).load_state_dict(load_checkpoint(folder / "model.pt", map_location=dev)["model"])
+    state = load_checkpoint(folder / "model.pt", map_location=dev)
+    network(mc).load_state_dict(state["model"])
+    if state.get("tau_estimated") is not None:
+        mc.tau = state["tau_estimated"]
     mc.to(dev)
     return cfg, mc, splits
+
+
+def _estimate_tau(mc: Any, cfg: ExperimentConfig, splits: Any, say: Any) -> float | None:
+    """For a point-output regression model without a configured tau: fit it on the validation split."""
+    if splits.task != "regression" or getattr(mc, "output", None) != "mean" or cfg.tau is not None:
+        return None
+    if splits.x_val is None or len(splits.x_val) < 2:
+        raise BayesdropError(
+            "Expected argument `tau` (or a validation split, val_fraction > 0, to estimate it on) for a "
+            f"point-output regression model on {cfg.dataset!r}, but got tau=None and no validation split."
+        )
+    tau = mc.fit_tau(splits.x_val, splits.y_val, samples=max(cfg.samples, 2), seed=cfg.seed)
+    say(f"[bayesdrop] tau estimated on the {len(splits.x_val)} validation rows: {tau:.4g}")
+    return tau
 
 
 # ------------------------------------------------------------------------------------ run
@@ -417,6 +434,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             tracker.log_metrics(e.metrics(), step=e.epoch)
 
     t1 = time.perf_counter()
+    estimated_tau = _estimate_tau(mc, cfg, splits, say)
     ood = _ood_data(cfg, len(test))
     if ood is None and cfg.ood_dataset == "auto" and cfg.dataset in ("fashion-mnist", "mnist"):
         say(
@@ -428,6 +446,8 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
     metrics = dict(ev.metrics)
     metrics["train_seconds"] = round(train_seconds, 3)
     metrics["eval_seconds"] = round(eval_seconds, 3)
+    if estimated_tau is not None:
+        metrics["tau_estimated"] = estimated_tau
     if cfg.method == "concrete":
         rates = [float(m.p.detach()) for m in mc.modules() if isinstance(m, bayesdrop.ConcreteDropout)]
         metrics["concrete_p_mean"] = sum(rates) / len(rates)
@@ -446,6 +466,7 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             "model": network(mc).state_dict(),
             "config": cfg.to_dict(),
             "history": [e.__dict__ for e in history],
+            "tau_estimated": estimated_tau,
             "bayesdrop_version": bayesdrop.__version__,
         },
     )
