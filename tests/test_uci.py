@@ -303,3 +303,8 @@ def test_extrapolation_scales_training_only():
     full = {"setting": "table1", "timing": {**rec["timing"], "test_predict_s": 40.0}}
     est = rep.extrapolate(rec, 4000, predict_from=full)
     assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 3.0 + 40.0)
+    # the rendered estimate says when the full run has not been made
+    est = est | {"measured_epochs": 40, "measured_samples": 1_000, "measured_seconds": 11.0, "measured_cpu_seconds": 4.5}
+    table = rep.render_markdown({"settings": {}, "estimates": {"grid4000": {"yacht": est}}})
+    row = next(line for line in table.splitlines() if line.startswith("| Yacht"))
+    assert row.endswith("| 4000 | 343 (153) | table1 | 1.0 | not run |")

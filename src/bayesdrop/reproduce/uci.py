@@ -750,9 +750,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         loads = [r.get("load_average_at_start", float("nan")) for r in rows.values()]
         table_run = results.get("table_runs", {}).get(key)
         if table_run:
+            names = table_run["datasets"]
+            what = "Whole table, one command" if len(names) == len(UCI_DATASETS) else "Last run of several data sets"
             lines += [
                 "",
-                f"**Whole table, one command:** {len(table_run['datasets'])} data sets in "
+                f"**{what}:** {len(names)} data sets ({', '.join(sorted(names))}) in "
                 f"{table_run['wall_seconds']:.0f} s ({table_run['wall_seconds'] / 60:.1f} min) of elapsed time, "
                 f"{table_run['cpu_seconds']:.0f} s of CPU time, {table_run['jobs']} worker process(es), "
                 f"on {table_run['machine']}, 1-minute load average {table_run['load_average_at_start']:.1f} "
@@ -768,6 +770,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "",
         ]
     for key, rows in results.get("estimates", {}).items():
+        done = results.get("settings", {}).get(key, {})
         lines += [
             f"## Setting `{key}`: time of the full run, EXTRAPOLATED from a shorter one",
             "",
@@ -775,11 +778,12 @@ def render_markdown(results: dict[str, Any]) -> str:
             "linearly to the full epochs; prediction time (which does not depend on the epochs)",
             "taken from the full `table1` run of the same data set where there is one (same grid,",
             "splits and T), else the test-prediction time scaled linearly to T = 10,000.",
-            "Estimates, not runs.",
+            "Estimates, not runs; the last column gives the full run's measured time where it was run",
+            "(CPU time is the comparable one: wall-clock depends on what else shared the cores).",
             "",
             "| data set | splits | measured epochs | measured T | measured s (CPU s) | "
-            "full epochs | estimated s (CPU s) | prediction time from | load avg |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "full epochs | estimated s (CPU s) | prediction time from | load avg | full run, measured s (CPU s) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for short in UCI_DATASETS:
             e = rows.get(short)
@@ -792,7 +796,12 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{e['full_epochs']} | {e['extrapolated_seconds']:.0f} "
                 f"({e['extrapolated_cpu_seconds']:.0f}) | "
                 f"{e.get('prediction_time_from') or 'this run, scaled'} | "
-                f"{e['load_average_at_start']:.1f} |"
+                f"{e['load_average_at_start']:.1f} | "
+                + (
+                    f"{done[short]['seconds']:.0f} ({done[short]['cpu_seconds']:.0f}) |"
+                    if short in done and done[short]["epochs"] == e["full_epochs"]
+                    else "not run |"
+                )
             )
         lines.append("")
     notes = results.get("notes")
