@@ -254,7 +254,7 @@ def test_cli_two_jobs_merge_results_and_log_each_data_set_to_mlflow(uci_root, tm
     assert run["wall_seconds"] > 0 and run["cpu_seconds"] == pytest.approx(
         sum(r["cpu_seconds"] for r in stored["settings"]["table1"].values())
     )
-    assert "Whole table, one command" in (tmp_path / "uci.md").read_text()
+    assert "Last run of several data sets:** 2 data sets (boston, yacht)" in (tmp_path / "uci.md").read_text()
     # the same seed per data set whichever jobs run it: yacht alone gives the same numbers
     alone = rep.run_uci("yacht", uci_root, "table1", n_splits=2, epochs=2, samples=20, val_samples=5, seed=800)
     assert alone["per_split"]["rmse"] == pytest.approx(stored["settings"]["table1"]["yacht"]["per_split"]["rmse"])
@@ -304,7 +304,7 @@ def test_extrapolation_scales_training_only():
     est = rep.extrapolate(rec, 4000, predict_from=full)
     assert est["extrapolated_seconds"] == pytest.approx(3.0 * 100 + 3.0 + 40.0)
     # the rendered estimate says when the full run has not been made
-    est = est | {"measured_epochs": 40, "measured_samples": 1_000, "measured_seconds": 11.0, "measured_cpu_seconds": 4.5}
+    est |= {"measured_epochs": 40, "measured_samples": 1_000, "measured_seconds": 11.0, "measured_cpu_seconds": 4.5}
     table = rep.render_markdown({"settings": {}, "estimates": {"grid4000": {"yacht": est}}})
     row = next(line for line in table.splitlines() if line.startswith("| Yacht"))
     assert row.endswith("| 4000 | 343 (153) | table1 | 1.0 | not run |")
