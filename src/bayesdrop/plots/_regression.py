@@ -29,6 +29,14 @@ def _column(x: Any, name: str, n: int | None = None) -> torch.Tensor:
     return t
 
 
+def _regression_mean(pred: Any) -> torch.Tensor:
+    """``(N,)`` predictive mean of a regression Prediction with one output per point."""
+    if not isinstance(pred, Prediction) or pred.task != "regression":
+        got = pred.task if isinstance(pred, Prediction) else type(pred).__name__
+        raise expected("pred", "a regression bayesdrop.Prediction", got)
+    return _column(pred.mean, "pred.mean")
+
+
 def regression_bands(
     x: Any,
     pred: Prediction,
@@ -58,10 +66,7 @@ def regression_bands(
     Returns:
         The matplotlib Figure.
     """
-    if not isinstance(pred, Prediction) or pred.task != "regression":
-        got = pred.task if isinstance(pred, Prediction) else type(pred).__name__
-        raise expected("pred", "a regression bayesdrop.Prediction", got)
-    mean = _column(pred.mean, "pred.mean")
+    mean = _regression_mean(pred)
     n = mean.numel()
     xs = _column(x, "x", n)
     ale = _column(pred.aleatoric, "pred.aleatoric", n).clamp_min(0)
@@ -138,10 +143,7 @@ def regression_calibration(
     """
     from ..metrics import picp
 
-    if not isinstance(pred, Prediction) or pred.task != "regression":
-        got = pred.task if isinstance(pred, Prediction) else type(pred).__name__
-        raise expected("pred", "a regression bayesdrop.Prediction", got)
-    mean = _column(pred.mean, "pred.mean")
+    mean = _regression_mean(pred)
     n = mean.numel()
     y = _column(targets, "targets", n)
     total = _column(pred.total, "pred.total", n) if pred.total.numel() == n else None
