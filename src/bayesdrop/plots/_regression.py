@@ -146,8 +146,8 @@ def regression_calibration(
     mean = _regression_mean(pred)
     n = mean.numel()
     y = _column(targets, "targets", n)
-    total = _column(pred.total, "pred.total", n) if pred.total.numel() == n else None
-    if total is None or not bool((total > 0).all()):
+    total = _column(pred.total, "pred.total", n)
+    if not bool((total > 0).all()):
         raise BayesdropError(
             "Argument `pred` needs a positive predictive variance for every point (sample with "
             "samples >= 2, or give the model a precision tau / a variance head)."
