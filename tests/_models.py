@@ -128,3 +128,10 @@ def all_dropout_modules() -> nn.Module:
         nn.Dropout(0.3),
         nn.Linear(256, 5),
     )
+
+
+def force_full_replication(mc) -> None:
+    """Make a probed wrapper replicate the whole model (the reference path of equality tests)."""
+    from bayesdrop._wrap import _Route
+
+    mc._runtime.route = _Route("full", "full replication: forced by a test")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import bayesdrop as bd
-from _models import Attention, ConvBN, Functional, GaussianHead, ReversedOrder
+from _models import Attention, ConvBN, Functional, GaussianHead, ReversedOrder, force_full_replication
 
 IMAGES = torch.randn(6, 1, 8, 8)
 
@@ -19,7 +19,7 @@ IMAGES = torch.randn(6, 1, 8, 8)
 def _unsplit(mc: bd.MCModel) -> bd.MCModel:
     """The same wrapper forced to replicate the whole model."""
     mc.predict(IMAGES if isinstance(mc.model, ConvBN) else _input(mc.model), samples=1)
-    mc._split = None
+    force_full_replication(mc)
     return mc
 
 
@@ -54,7 +54,7 @@ def test_split_equals_unsplit(make, method, p):
         pass
     full = bd.wrap(model, method=method, p=p)
     full.predict(x, samples=1)
-    full._split = None
+    force_full_replication(full)
     b = full.predict(x, samples=12, seed=7, keep_samples=True)
     assert "prefix cached" in split.describe()
     # The deterministic part runs on B rows instead of T*B rows: BLAS may round differently.
@@ -65,7 +65,7 @@ def test_split_equals_unsplit(make, method, p):
 def test_split_caches_the_conv_trunk():
     mc = bd.wrap(ConvBN().eval(), last_layer=True)
     mc.predict(IMAGES, samples=2)
-    split = mc._split
+    split = mc._runtime.route.split
     assert split is not None
     tail_ops = {n.target for n in split.tail.graph.nodes if n.op == "call_module"}
     assert tail_ops == {"drop", "fc2"}  # conv, bn, fc1 computed once
@@ -162,27 +162,51 @@ def test_predict_loader_concatenates_batches_and_reads_targets():
         mc.predict_loader([], samples=2)
 
 
-def test_out_of_memory_halves_the_chunk_and_keeps_the_numbers():
-    class Picky(nn.Module):
-        """Refuses batches above 24 rows the way an exhausted allocator would."""
+class Picky(nn.Module):
+    """Refuses batches above ``limit`` rows with ``error``, the way an exhausted allocator would."""
 
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(4, 3)
-            self.drop = nn.Dropout(0.5)
+    def __init__(self, error: Exception, limit: int = 24):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.drop = nn.Dropout(0.5)
+        self.error, self.limit = error, limit
 
-        def forward(self, x):
-            if x.shape[0] > 24:
-                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            return self.fc(self.drop(x))
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise self.error
+        return self.fc(self.drop(x))
 
+
+CPU_ALLOCATOR_FAILURE = RuntimeError(
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to "
+    "allocate 2147483648 bytes."
+)
+
+
+@pytest.mark.parametrize(
+    "error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), CPU_ALLOCATOR_FAILURE]
+)
+def test_out_of_memory_halves_the_chunk_and_keeps_the_numbers(error):
     x = torch.randn(4, 4)
-    picky = bd.wrap(Picky().eval())
+    picky = bd.wrap(Picky(error).eval())
     got = picky.predict(x, samples=32, seed=0, chunk_size=32, keep_samples=True)
-    plain = Picky().eval()
+    plain = Picky(error).eval()
     plain.load_state_dict(picky.model.state_dict())
     reference = bd.wrap(plain).predict(x, samples=32, seed=0, chunk_size=4, keep_samples=True)
     assert torch.equal(got.samples, reference.samples)
+
+
+def test_an_error_that_only_mentions_memory_is_not_taken_for_out_of_memory():
+    mc = bd.wrap(Picky(RuntimeError("my model ran out of memory budget checks"), limit=4).eval())
+    with pytest.raises(bd.BayesdropError, match="out of memory budget checks"):
+        mc.predict(torch.randn(4, 4), samples=8, seed=0, chunk_size=8)
+
+
+def test_out_of_memory_in_the_measuring_pass_is_backed_off():
+    # Every pass over 4 rows fails, the measuring pass included: the engine goes one sample at a time.
+    mc = bd.wrap(Picky(torch.OutOfMemoryError("CUDA out of memory"), limit=3).eval())
+    pred = mc.predict(torch.randn(3, 4), samples=5, seed=0, keep_samples=True)
+    assert pred.samples.shape == (3, 5, 3)
 
 
 def test_memory_budget_bounds_the_chunk():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from _models import (
     ReversedOrder,
     Untraceable,
     all_dropout_modules,
+    force_full_replication,
 )
 
 IMAGES = torch.randn(6, 1, 8, 8)
@@ -76,7 +78,7 @@ def test_every_dropout_module_kind_is_sampled():
     model = all_dropout_modules().eval()
     mc = bd.wrap(model)
     pred = mc.predict(torch.randn(3, 2, 8, 8), samples=8, seed=0)
-    kinds = {s.function for s in mc.sites if s.index in mc._plan.active}
+    kinds = {s.function for s in mc.active_sites}
     assert kinds == {"dropout2d", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout3d", "dropout"}
     assert (pred.epistemic > 0).all()
 
@@ -94,11 +96,11 @@ def test_last_layer_is_last_executed_not_last_registered():
     model = ReversedOrder().eval()
     mc = bd.wrap(model, last_layer=True)
     mc.predict(torch.randn(3, 5), samples=2, seed=0)
-    active = [s for s in mc.sites if s.index in mc._plan.active]
+    active = mc.active_sites
     assert [s.where for s in active] == ["late"]
     # With only `late` stochastic, fc1's output is deterministic: the split caches it.
     assert "prefix cached" in mc.describe()
-    assert mc._split is not None and mc._split.prefix_nodes >= 2
+    assert mc._runtime.route.split is not None and mc._runtime.route.split.prefix_nodes >= 2
 
 
 def test_attention_dropout_is_sampled():
@@ -125,21 +127,68 @@ def test_transformer_encoder_layer_dropouts_are_sampled():
     model = nn.Sequential(layer, nn.Flatten(), nn.Linear(40, 3)).eval()
     mc = bd.wrap(model)
     pred = mc.predict(torch.randn(4, 5, 8), samples=10, seed=0)
-    assert len([s for s in mc.sites if s.index in mc._plan.active]) == 4  # attention + 3 dropouts
+    assert len(mc.active_sites) == 4  # attention + 3 dropouts
     assert (pred.epistemic > 0).all()
 
 
-def test_untraceable_model_falls_back_to_full_replication_and_says_so():
-    mc = bd.wrap(Untraceable().eval())
-    mc.predict(torch.randn(3, 4), samples=4, seed=0)
-    assert "full replication" in mc.describe() and "torch.fx" in mc.describe()
+def test_untraceable_model_caches_its_prefix_at_module_boundaries_and_says_so():
+    calls: list[int] = []
+
+    class Counting(nn.Linear):
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return super().forward(x)
+
+    model = Untraceable().eval()
+    counting = Counting(4, 8)
+    counting.load_state_dict(model.fc1.state_dict())
+    model.fc1 = counting
+    mc = bd.wrap(model)
+    x = torch.randn(3, 4)
+    mc.predict(x, samples=4, seed=0)
+    assert "module boundaries" in mc.describe() and "torch.fx" in mc.describe()
+    calls.clear()
+    got = mc.predict(x, samples=16, seed=1, keep_samples=True, chunk_size=4)
+    assert calls == [3]  # fc1 ran once on the 3 input rows, not once per chunk of 4 x 3 rows
+    full = bd.wrap(model)
+    full.predict(x, samples=1)
+    force_full_replication(full)
+    reference = full.predict(x, samples=16, seed=1, keep_samples=True, chunk_size=4)
+    torch.testing.assert_close(got.samples, reference.samples)
+
+
+def test_a_model_that_cannot_be_split_warns_once_with_the_reason():
+    class BatchSized(nn.Module):
+        def forward(self, x):
+            return x * x.shape[0]  # depends on the batch size, not on each row alone
+
+    class Shuffles(nn.Module):
+        """Its prefix module is not a function of its input rows alone."""
+
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.scale = nn.Linear(4, 8), BatchSized()
+            self.drop, self.fc2 = nn.Dropout(0.3), nn.Linear(8, 2)
+
+        def forward(self, x):
+            if x.sum() > 1e9:  # data-dependent control flow: torch.fx cannot trace this
+                return x
+            return self.fc2(self.drop(self.scale(self.fc1(x))))
+
+    mc = bd.wrap(Shuffles().eval())
+    with pytest.warns(bd.BayesdropWarning, match="replicating the whole model"):
+        mc.predict(torch.randn(3, 4), samples=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mc.predict(torch.randn(3, 4), samples=4, seed=0)  # once per wrapper
+    assert "full replication" in mc.describe()
 
 
 def test_no_dropout_with_p_adds_dropout_before_last_executed_layer():
     model = NoDropout().eval()
     mc = bd.wrap(model, p=0.5)
     pred = mc.predict(torch.randn(4, 4), samples=20, seed=0)
-    active = [s for s in mc.sites if s.index in mc._plan.active]
+    active = mc.active_sites
     assert [s.where for s in active] == ["head"]
     assert (pred.epistemic > 0).all()
 
@@ -148,11 +197,11 @@ def test_layers_choose_where_dropout_goes_and_p_overrides_rates():
     model = ConvBN().eval()
     mc = bd.wrap(model, layers=["fc1"], p=0.25)
     mc.predict(IMAGES, samples=3, seed=0)
-    active = [s for s in mc.sites if s.index in mc._plan.active]
+    active = mc.active_sites
     assert [(s.where, s.p) for s in active] == [("fc1", 0.25)]
     mc2 = bd.wrap(model, p=0.1)
     mc2.predict(IMAGES, samples=3, seed=0)
-    assert {s.p for s in mc2.sites if s.index in mc2._plan.active} == {0.1}
+    assert {s.p for s in mc2.active_sites} == {0.1}
 
 
 def test_dropconnect_keeps_layer_options_and_trained_weights():
@@ -352,6 +401,6 @@ def test_gaussian_training_forward_with_p_only_perturbs_dropout_sites():
     mc = bd.wrap(model, method="gaussian", p=0.2).train()
     x = torch.randn(3, 4)
     mc(x)
-    active = [s for s in mc.sites if s.index in mc._plan.active]
+    active = mc.active_sites
     assert [s.function for s in active] == ["dropout"]  # not the Linear inputs
     assert not torch.equal(mc(x), mc(x))

@@ -10,7 +10,9 @@ so that the chunking leaves no trace in the results.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +21,11 @@ from torch.utils._pytree import tree_map
 
 from ._errors import BayesdropError
 from ._sites import CounterNoise, SitePlan, StochasticMode
+from .outputs import log_probs as _log_probs
+from .outputs import mean_variance
 from .prediction import Prediction
 
-__all__ = ["run_samples", "ClassificationReducer", "RegressionReducer"]
+__all__ = ["Batch", "run_samples", "ClassificationReducer", "RegressionReducer", "is_out_of_memory"]
 
 
 def replicate(value: Tensor, n: int) -> Tensor:
@@ -31,34 +35,103 @@ def replicate(value: Tensor, n: int) -> Tensor:
     return value.unsqueeze(0).expand(n, *value.shape).reshape(n * value.shape[0], *value.shape[1:])
 
 
-def _is_out_of_memory(error: BaseException) -> bool:
-    if isinstance(error, torch.OutOfMemoryError):
+@dataclass(frozen=True)
+class Batch:
+    """The inputs of one forward pass: positional and keyword arguments, ``size`` rows.
+
+    Tensors whose dim 0 has ``size`` rows are the batch (replicated per sample); anything else
+    (masks shared by all rows, flags, None) is passed as it is.
+    """
+
+    args: tuple
+    kwargs: dict
+    size: int
+
+    def is_batch(self, value: object) -> bool:
+        return isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == self.size
+
+    def replicated(self, n: int) -> tuple[tuple, dict]:
+        def rep(v):
+            return replicate(v, n) if self.is_batch(v) else v
+
+        return tuple(rep(v) for v in self.args), {k: rep(v) for k, v in self.kwargs.items()}
+
+    def rows(self, count: int) -> Batch:
+        """The first ``count`` rows (a view)."""
+        if count >= self.size:
+            return self
+
+        def head(v):
+            return v[:count] if self.is_batch(v) else v
+
+        return Batch(tuple(head(v) for v in self.args), {k: head(v) for k, v in self.kwargs.items()}, count)
+
+    def batch_bytes(self) -> int:
+        values = list(self.args) + list(self.kwargs.values())
+        return sum(v.nelement() * v.element_size() for v in values if self.is_batch(v))
+
+    def row_key(self) -> tuple:
+        """Shapes and dtypes of one row of every batch tensor (the chunk-size cache key)."""
+        items = list(enumerate(self.args)) + sorted(self.kwargs.items())
+        return tuple((k, tuple(v.shape[1:]), v.dtype) for k, v in items if self.is_batch(v))
+
+
+# CPU allocation failures are plain RuntimeErrors; this is the allocator's own message.
+_CPU_ALLOCATOR_FAILURE = "DefaultCPUAllocator: can't allocate memory"
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """An allocation failure (CUDA/MPS ``OutOfMemoryError``, CPU allocator, ``MemoryError``)."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
         return True
-    message = str(error)
-    return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
+    return type(error) is RuntimeError and _CPU_ALLOCATOR_FAILURE in str(error)
 
 
-class _TallyMode(StochasticMode):
-    """A StochasticMode that adds up the bytes of every tensor the forward pass creates."""
+class _PeakMode(StochasticMode):
+    """A StochasticMode that estimates the peak bytes held by tensors the forward pass creates.
+
+    Each new storage is counted when an operation returns it and released when the last tensor
+    seen on it is garbage-collected, so the estimate follows what is alive, not the sum of
+    every intermediate.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.bytes = 0
+        self.live = 0
+        self.peak = 0
+        self._storages: dict[int, list[int]] = {}  # data_ptr -> [bytes, tensors alive]
+
+    def _release(self, pointer: int) -> None:
+        entry = self._storages.get(pointer)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.live -= entry[0]
+            del self._storages[pointer]
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = super().__torch_function__(func, types, args, kwargs)
         for value in result if isinstance(result, (tuple, list)) else (result,):
-            if isinstance(value, Tensor):
-                self.bytes += value.nelement() * value.element_size()
+            if isinstance(value, Tensor) and value.nelement():
+                storage = value.untyped_storage()
+                pointer = storage.data_ptr()
+                entry = self._storages.get(pointer)
+                if entry is None:
+                    entry = self._storages[pointer] = [storage.nbytes(), 0]
+                    self.live += entry[0]
+                    self.peak = max(self.peak, self.live + self.extra_bytes)
+                entry[1] += 1
+                weakref.finalize(value, self._release, pointer)
         return result
 
 
 def run_samples(
     forward: Callable[..., object],
-    inputs: Sequence[object],
-    batch_dependent: Sequence[bool],
+    inputs: Batch,
     plan: SitePlan,
     index_map: Sequence[int] | None,
+    weight_ids: Mapping[int, str],
     samples: int,
     seed: int,
     stream: int,
@@ -66,49 +139,60 @@ def run_samples(
     memory_budget: int,
     bytes_per_sample_hint: float | None,
     consume: Callable[[object, int], None],
-) -> float:
+) -> float | None:
     """Run ``forward`` on ``samples`` replicas of ``inputs`` and feed each chunk to ``consume``.
 
     Args:
-        forward: the stochastic part of the model (its tail, or the whole model).
-        inputs: its inputs; those flagged in ``batch_dependent`` are ``(B, ...)`` tensors.
+        forward: ``forward(n, args, kwargs, mode)`` runs the stochastic part of the model (its
+            tail, or the whole model) on ``n`` replicas under ``mode`` (the active
+            ``StochasticMode``) and returns the selected output.
+        inputs: its inputs; the batch tensors are replicated sample-major along dim 0.
         consume: called with the chunk's output (tensors shaped ``(n, B, ...)``) and ``n``.
 
     Returns:
-        The measured bytes per sample (for sizing later chunks), or the hint given. Without a
-        ``chunk`` or a hint, one extra sample is run first to measure it and then thrown away.
+        The measured peak bytes per sample (for sizing later chunks), the hint given, or None
+        when ``chunk`` was given. Without a ``chunk`` or a hint, one sample is run first to
+        measure it and thrown away, so that a call's chunking depends only on its arguments.
     """
-    batch = next(v.shape[0] for v, flag in zip(inputs, batch_dependent, strict=False) if flag)
+    batch = inputs.size
     bytes_per_sample = bytes_per_sample_hint
     done = 0
     if chunk is None and bytes_per_sample is None:
-        mode = _TallyMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map)
-        with mode:
-            out = forward(*inputs)
-        input_bytes = sum(v.nelement() * v.element_size() for v, f in zip(inputs, batch_dependent, strict=False) if f)
-        bytes_per_sample = float(max(mode.bytes + mode.extra_bytes + input_bytes, 1))
-        # The measuring pass is discarded, so that the chunking (and hence the BLAS rounding) of a
-        # call depends only on its arguments, never on whether the model was measured before.
-        del out
+        mode = _PeakMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map, weight_ids=weight_ids)
+        try:
+            with mode:
+                out = forward(1, inputs.args, inputs.kwargs, mode)
+            del out
+            bytes_per_sample = float(max(mode.peak + inputs.batch_bytes(), 1))
+        except Exception as error:  # noqa: BLE001 - an allocation failure here means: one at a time
+            if not is_out_of_memory(error):
+                raise
+            _release_cached_memory()
+            bytes_per_sample = float(max(memory_budget, 1))
     if chunk is None:
         chunk = max(1, int(memory_budget // bytes_per_sample))
     while done < samples:
         n = min(chunk, samples - done)
         try:
-            replicated = [replicate(v, n) if flag else v for v, flag in zip(inputs, batch_dependent, strict=False)]
-            with StochasticMode(plan, CounterNoise(seed, stream, done, n), index_map=index_map):
-                out = forward(*replicated)
-            del replicated
+            args, kwargs = inputs.replicated(n)
+            mode = StochasticMode(plan, CounterNoise(seed, stream, done, n), index_map=index_map, weight_ids=weight_ids)
+            with mode:
+                out = forward(n, args, kwargs, mode)
+            del args, kwargs
         except Exception as error:  # noqa: BLE001 - re-raised unless it is an OOM we can halve
-            if not _is_out_of_memory(error) or n == 1:
+            if not is_out_of_memory(error) or n == 1:
                 raise
             chunk = max(1, n // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            _release_cached_memory()
             continue
         consume(_split_samples(out, n, batch), n)
         done += n
     return bytes_per_sample
+
+
+def _release_cached_memory() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _split_samples(out: object, n: int, batch: int) -> object:
@@ -166,13 +250,6 @@ class ClassificationReducer:
         self.kept: list[Tensor] = []
         self.dtype = torch.float32
 
-    def _log_probs(self, out: Tensor) -> Tensor:
-        if self.output == "logits":
-            return F.log_softmax(out, dim=-1)
-        if self.output == "probs":
-            return out.clamp_min(torch.finfo(out.dtype).tiny).log()
-        return out
-
     def update(self, out: object, n: int) -> None:
         if not isinstance(out, Tensor) or out.dim() != 3:
             shape = tuple(out.shape[1:]) if isinstance(out, Tensor) else type(out).__name__
@@ -181,7 +258,7 @@ class ClassificationReducer:
                 f"task='classification', but got {shape}."
             )
         self.dtype = out.dtype
-        log_probs = self._log_probs(out)
+        log_probs = _log_probs(out, self.output)
         probs = log_probs.exp()
         entropy = -(probs * torch.where(probs > 0, log_probs, torch.zeros_like(log_probs))).sum(-1)
         chunk_log_sum = torch.logsumexp(log_probs.double(), dim=0)
@@ -245,26 +322,8 @@ class RegressionReducer:
         self.kept_vars: list[Tensor] = []
         self.dtype = torch.float32
 
-    def _split(self, out: object) -> tuple[Tensor, Tensor | None]:
-        if self.output == "mean":
-            if not isinstance(out, Tensor):
-                raise BayesdropError(
-                    "Expected the model to return one tensor for output='mean', but got "
-                    f"{type(out).__name__}; use output='mean_var' or 'mean_logvar' for a "
-                    "(mean, variance) head."
-                )
-            return out, None
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise BayesdropError(
-                f"Expected the model to return a (mean, {self.output[5:]}) pair for "
-                f"output={self.output!r}, but got {type(out).__name__}."
-            )
-        mean, second = out
-        var = second.exp() if self.output == "mean_logvar" else second
-        return mean, var
-
     def update(self, out: object, n: int) -> None:
-        mean, var = self._split(out)
+        mean, var = mean_variance(out, self.output)
         self.dtype = mean.dtype
         self.moments.update(mean.double())
         if var is not None:

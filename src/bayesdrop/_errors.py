@@ -12,3 +12,7 @@ class BayesdropError(ValueError):
 def expected(argument: str, allowed: str, got: Any) -> BayesdropError:
     """Build the standard message: "Expected argument `argument` to be allowed, but got got"."""
     return BayesdropError(f"Expected argument `{argument}` to be {allowed}, but got {got!r}.")
+
+
+class BayesdropWarning(UserWarning):
+    """A fallback that changes speed or meaning, or a setting that loses information."""

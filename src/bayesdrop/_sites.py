@@ -10,9 +10,8 @@ every other layer stay in eval mode.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -56,7 +55,33 @@ _DROPOUT_FUNCTIONS: dict[Callable, SiteKind] = {
     torch.feature_alpha_dropout: SiteKind.FEATURE_ALPHA,
 }
 _WEIGHT_FUNCTIONS = (F.linear, F.conv1d, F.conv2d, F.conv3d)
-_FUNCTIONAL_PATCH_LOCK = threading.RLock()
+# Random draws that bayesdrop does not control (stochastic depth, RReLU, noise layers): found in the
+# probe so that the modules making them can be held in eval mode, with a warning.
+_RANDOM_FUNCTIONS = frozenset(
+    {
+        torch.rand,
+        torch.rand_like,
+        torch.randn,
+        torch.randn_like,
+        torch.randint,
+        torch.randint_like,
+        torch.randperm,
+        torch.bernoulli,
+        torch.normal,
+        torch.multinomial,
+        torch.poisson,
+        torch.rrelu,
+        F.rrelu,
+        Tensor.bernoulli_,
+        Tensor.uniform_,
+        Tensor.normal_,
+        Tensor.exponential_,
+        Tensor.random_,
+        Tensor.geometric_,
+        Tensor.cauchy_,
+        Tensor.log_normal_,
+    }
+)
 _SELU_ALPHA = 1.7580993408473766  # -SELU's negative saturation, as in torch's alpha dropout
 
 
@@ -71,16 +96,23 @@ class SiteCall:
     function: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class SitePlan:
-    """Which candidate calls are stochastic, and how."""
+    """Which candidate calls are stochastic, and how. Immutable: a changed plan is a new one."""
 
     method: Method
     p_override: float | None = None
     active: frozenset[int] | None = None  # None: every candidate with p > 0
-    weights: dict[int, str] = field(default_factory=dict)  # id(weight) -> layer name
+    weight_layers: tuple[str, ...] = ()  # qualified names of the Linear/Conv layers with weight sites
     weight_kind: SiteKind | None = None  # WEIGHT (dropconnect) or LAYER_INPUT
     catch_dropout_calls: bool = True
+
+    def weight_ids(self, model: nn.Module) -> dict[int, str]:
+        """``id(weight) -> layer name`` of the model as it is now (after copies or re-loading)."""
+        if not self.weight_layers:
+            return {}
+        modules = dict(model.named_modules())
+        return {id(modules[name].weight): name for name in self.weight_layers if name in modules}
 
     def rate(self, site_p: float) -> float:
         return site_p if self.p_override is None else self.p_override
@@ -144,6 +176,10 @@ class StochasticMode(TorchFunctionMode):
         index_map: maps the local count of candidate calls to the global site index (the
             index in a full forward pass), used when only the tail of a split model runs.
         record: if given, every candidate call is appended to it.
+        module_stack: names of the modules being executed (innermost last), for ``record``.
+        weight_ids: ``id(weight) -> layer name`` for weight sites (``plan.weight_ids(model)``).
+        random_calls: if given, ``(function, module)`` of every random draw that bayesdrop does
+            not control is appended to it.
     """
 
     def __init__(
@@ -153,10 +189,14 @@ class StochasticMode(TorchFunctionMode):
         index_map: Sequence[int] | None = None,
         record: list[SiteCall] | None = None,
         module_stack: list[str] | None = None,
+        weight_ids: Mapping[int, str] | None = None,
+        random_calls: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__()
         self.plan, self.noise, self.index_map = plan, noise, index_map
         self.record, self.module_stack = record, module_stack
+        self.weight_ids = weight_ids or {}
+        self.random_calls = random_calls
         self.count = 0
         self.extra_bytes = 0  # bytes of per-sample weights made inside handlers (chunk sizing)
 
@@ -197,16 +237,26 @@ class StochasticMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         kind = _DROPOUT_FUNCTIONS.get(func)
-        if kind is not None and self.plan.catch_dropout_calls:
-            return self._dropout_call(func, kind, args, kwargs)
-        if func in _WEIGHT_FUNCTIONS and self.plan.weights:
+        catch = self.plan.catch_dropout_calls
+        if kind is not None:
+            # Under DropConnect the model's own dropout is off (training flags may be on).
+            return self._dropout_call(func, kind, args, kwargs) if catch else _arg(args, kwargs, 0, "input", None)
+        if func in _WEIGHT_FUNCTIONS and self.weight_ids:
             weight = _arg(args, kwargs, 1, "weight", None)
-            if weight is not None and id(weight) in self.plan.weights:
+            if weight is not None and id(weight) in self.weight_ids:
                 return self._weight_call(func, args, kwargs)
-        if func is F.multi_head_attention_forward and self.plan.catch_dropout_calls:
-            return self._mha_call(func, args, kwargs)
-        if func is F.scaled_dot_product_attention and self.plan.catch_dropout_calls:
-            return self._sdpa_call(func, args, kwargs)
+        if func is F.multi_head_attention_forward:
+            if catch:
+                return self._mha_call(func, args, kwargs)
+            return func(**{**_bind_mha(args, kwargs), "training": False, "dropout_p": 0.0})
+        if func is F.scaled_dot_product_attention:
+            if catch:
+                return self._sdpa_call(func, args, kwargs)
+            args, kwargs = _without_attention_dropout(args, kwargs)
+            return func(*args, **kwargs)
+        if self.random_calls is not None and func in _RANDOM_FUNCTIONS:
+            where = self.module_stack[-1] if self.module_stack else "<forward>"
+            self.random_calls.append((getattr(func, "__name__", str(func)), where))
         return func(*args, **kwargs)
 
     def _dropout_call(self, func, kind, args, kwargs):
@@ -250,45 +300,109 @@ class StochasticMode(TorchFunctionMode):
         return _per_sample_conv(func, x, weights, bias, rest, kwargs)
 
     def _mha_call(self, func, args, kwargs):
-        dropout_p = float(_arg(args, kwargs, 10, "dropout_p", 0.0))
+        dropout_p = float(_arg(args, kwargs, 10, "dropout_p", 0.0))  # passed by the module in eval mode too
         site, rate, active = self._next_site(SiteKind.ATTENTION, dropout_p, "multi_head_attention_forward")
-        kwargs = dict(kwargs)
+        bound = _bind_mha(args, kwargs)
+        bound["training"], bound["dropout_p"] = False, 0.0
         if not active:
-            kwargs["training"] = False
-            return func(*args, **kwargs)
-        need_weights = kwargs.get("need_weights", True)
-        args = list(args)
-        if len(args) > 10:
-            args[10] = rate
-        else:
-            kwargs["dropout_p"] = rate
-        kwargs["training"], kwargs["need_weights"] = True, True
-
-        # Inside, torch applies `dropout` (looked up in torch.nn.functional at call time) to the
-        # attention weights, with no torch-function mode active: route that one call to our noise.
-        def attention_dropout(input, p=0.5, training=True, inplace=False):
-            return self._element_noise(input, site, rate, SiteKind.DROPOUT)
-
-        with _FUNCTIONAL_PATCH_LOCK:
-            original = F.dropout
-            F.dropout = attention_dropout
-            try:
-                out, weights = func(*args, **kwargs)
-            finally:
-                F.dropout = original
-        return out, (weights if need_weights else None)
+            return func(**bound)
+        return _mha_with_dropout(func, bound, lambda w: self._element_noise(w, site, rate, SiteKind.DROPOUT))
 
     def _sdpa_call(self, func, args, kwargs):
         dropout_p = float(_arg(args, kwargs, 4, "dropout_p", 0.0))
         site, rate, active = self._next_site(SiteKind.ATTENTION, dropout_p, "scaled_dot_product_attention")
-        args, kwargs = list(args), dict(kwargs)
-        if len(args) > 4:
-            args[4] = 0.0
-        else:
-            kwargs["dropout_p"] = 0.0
+        args, kwargs = _without_attention_dropout(args, kwargs)
         if not active:
             return func(*args, **kwargs)
         return _attention_with_dropout(args, kwargs, lambda w: self._element_noise(w, site, rate, SiteKind.DROPOUT))
+
+
+_MHA_ARGUMENTS = (
+    "query",
+    "key",
+    "value",
+    "embed_dim_to_check",
+    "num_heads",
+    "in_proj_weight",
+    "in_proj_bias",
+    "bias_k",
+    "bias_v",
+    "add_zero_attn",
+    "dropout_p",
+    "out_proj_weight",
+    "out_proj_bias",
+    "training",
+    "key_padding_mask",
+    "need_weights",
+    "attn_mask",
+    "use_separate_proj_weight",
+    "q_proj_weight",
+    "k_proj_weight",
+    "v_proj_weight",
+    "static_k",
+    "static_v",
+    "average_attn_weights",
+    "is_causal",
+)
+
+
+def _without_attention_dropout(args: Sequence, kwargs: dict) -> tuple[list, dict]:
+    """scaled_dot_product_attention's arguments with ``dropout_p=0``."""
+    args, kwargs = list(args), dict(kwargs)
+    if len(args) > 4:
+        args[4] = 0.0
+    else:
+        kwargs["dropout_p"] = 0.0
+    return args, kwargs
+
+
+def _bind_mha(args: Sequence, kwargs: dict) -> dict:
+    bound = dict(zip(_MHA_ARGUMENTS, args, strict=False))
+    bound.update(kwargs)
+    return bound
+
+
+def _mha_with_dropout(func, bound: dict, drop: Callable[[Tensor], Tensor]):
+    """``F.multi_head_attention_forward`` with ``drop`` on the attention weights.
+
+    Torch applies that dropout inside the function, out of reach of a torch-function mode; so the
+    per-head attention weights are computed by torch (without dropout), and the rest, weights x
+    values and the output projection, is written out here. Nothing global is patched.
+    """
+    unsupported = [name for name in ("bias_k", "bias_v", "static_k", "static_v") if bound.get(name) is not None] + (
+        ["add_zero_attn"] if bound.get("add_zero_attn") else []
+    )
+    if unsupported:
+        raise NotImplementedError(
+            f"bayesdrop: attention dropout of nn.MultiheadAttention with {', '.join(unsupported)} is not supported; "
+            "wrap with mode='eval' or set the attention dropout to 0."
+        )
+    need_weights = bound.get("need_weights", True)
+    average = bound.get("average_attn_weights", True)
+    query, value = bound["query"], bound["value"]
+    unbatched = query.dim() == 2
+    _, weights = func(**{**bound, "need_weights": True, "average_attn_weights": False})  # (N, H, L, S)
+    if unbatched:
+        weights = weights.unsqueeze(0)
+        value = value.unsqueeze(1)
+    embed, heads = bound["embed_dim_to_check"], bound["num_heads"]
+    if bound.get("use_separate_proj_weight"):
+        value_weight = bound["v_proj_weight"]
+    else:
+        value_weight = bound["in_proj_weight"][2 * embed :]
+    in_bias = bound.get("in_proj_bias")
+    value_bias = None if in_bias is None else in_bias[2 * embed :]
+    values = F.linear(value, value_weight, value_bias)  # (S, N, E)
+    source, batch = values.shape[0], values.shape[1]
+    values = values.reshape(source, batch, heads, embed // heads).permute(1, 2, 0, 3)  # (N, H, S, E/H)
+    dropped = drop(weights)
+    out = (dropped @ values).permute(2, 0, 1, 3).reshape(weights.shape[2], batch, embed)  # (L, N, E)
+    out = F.linear(out, bound["out_proj_weight"], bound.get("out_proj_bias"))
+    if unbatched:
+        out, dropped = out.squeeze(1), dropped.squeeze(0)
+    if not need_weights:
+        return out, None
+    return out, (dropped.mean(dim=-3) if average else dropped)
 
 
 def _attention_with_dropout(args, kwargs, drop: Callable[[Tensor], Tensor]) -> Tensor:

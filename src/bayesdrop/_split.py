@@ -26,14 +26,9 @@ class _Tracer(fx.Tracer):
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
-    """Symbolically trace ``model`` in eval mode (its training flags are restored)."""
-    flags = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        graph = _Tracer().trace(model)
-    finally:
-        for m, flag in flags.items():
-            m.training = flag
+    """Symbolically trace ``model`` with its modules' training flags as they are now (the caller
+    sets the sampling flags: code written ``p if self.training else 0`` is traced as it samples)."""
+    graph = _Tracer().trace(model)
     return fx.GraphModule(model, graph, model.__class__.__name__)
 
 
@@ -74,10 +69,10 @@ def _depends_on_input(graph: fx.Graph) -> set[fx.Node]:
     return dependent
 
 
-def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int) -> Split | str:
+def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight_ids: dict) -> Split | str:
     """Split ``gm`` at its first active stochastic node; returns a reason string if it can't."""
     record: list = []
-    mode = StochasticMode(plan, noise=None, record=record)
+    mode = StochasticMode(plan, noise=None, record=record, weight_ids=weight_ids)
     probe = _Probe(gm, mode)
     with mode, torch.no_grad():
         probe.run(*x)

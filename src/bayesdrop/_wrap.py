@@ -1,23 +1,40 @@
-"""``wrap``: turn any ``nn.Module`` into an MC model; ``unwrap`` gives it back untouched."""
+"""``wrap``: turn any ``nn.Module`` into an MC model; ``unwrap`` gives it back untouched.
+
+An ``MCModel`` is a thin module around the user's model and an immutable plan (``Settings``:
+task, method, rates, output). What it learns on the first call (which calls are stochastic, how
+the work is split, the memory per sample) lives in a runtime state that copies and pickles drop
+and rebuild, so a deep copy, a pickled model or re-loaded weights sample exactly like the
+original.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import collections
+import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+import os
+import threading
+import warnings
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import _split
-from ._engine import ClassificationReducer, RegressionReducer, run_samples
-from ._errors import BayesdropError, expected
-from ._sites import Method, SiteCall, SiteKind, SitePlan, StochasticMode, TorchNoise, module_name_stack
+from ._engine import Batch, ClassificationReducer, RegressionReducer, run_samples
+from ._errors import BayesdropError, BayesdropWarning, expected
+from ._modules import CallRecorder, ModulePrefixCache, prefix_modules, sampling_flags
+from ._sites import _DROPOUT_FUNCTIONS, Method, SiteCall, SiteKind, SitePlan, StochasticMode, TorchNoise
 from .layers import ConcreteDropout
+from .outputs import CLASSIFICATION_OUTPUTS, PAIR_OUTPUTS, REGRESSION_OUTPUTS, Output, Selector, select
 from .prediction import Prediction
 
-__all__ = ["MCModel", "wrap", "unwrap", "Task"]
+__all__ = ["MCModel", "Mode", "Task", "wrap", "unwrap"]
 
 
 class Task(str, Enum):
@@ -27,13 +44,25 @@ class Task(str, Enum):
     REGRESSION = "regression"  #: real values (B, *out), optionally with a variance head
 
 
-_OUTPUTS = {
-    Task.CLASSIFICATION: ("logits", "probs", "log_probs"),
-    Task.REGRESSION: ("mean", "mean_var", "mean_logvar"),
-}
+class Mode(str, Enum):
+    """Which of the model's own dropout calls are sampled."""
+
+    #: every dropout the model applies when it trains, at its training rate (also attention
+    #: dropout written ``p if self.training else 0``); normalisation layers stay in eval mode and
+    #: no buffer changes
+    TRAIN = "train"
+    #: modules stay in eval mode: dropout calls written ``training=self.training`` (and dropout
+    #: modules) are sampled, dropout gated by ``p if self.training else 0`` is not
+    EVAL = "eval"
+
+
+_OUTPUTS = {Task.CLASSIFICATION: CLASSIFICATION_OUTPUTS, Task.REGRESSION: REGRESSION_OUTPUTS}
 _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 _WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_DEFAULT_BUDGET_CPU = 16 * 2**20
+_DEFAULT_BUDGET_CPU = 64 * 2**20
+_SIZE_CACHE_ENTRIES = 64  # chunk sizes remembered per input row shape (variable sequence lengths)
+_PROBE_ROWS = 4  # rows of the real input on which a split is checked against full replication
+_READ_ONLY = ("task", "method", "p", "last_layer", "layers", "output", "select", "mode", "memory_budget")
 
 
 def _choice(argument: str, value, enum: type[Enum]):
@@ -42,6 +71,67 @@ def _choice(argument: str, value, enum: type[Enum]):
     except ValueError:
         allowed = ", ".join(repr(m.value) for m in enum)
         raise expected(argument, f"one of {allowed}", value) from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user chose when wrapping; fixed for the life of an ``MCModel``."""
+
+    task: Task
+    method: Method
+    p: float | None
+    last_layer: bool
+    layers: tuple[str, ...] | None  # names of the chosen Linear/Conv layers; None: not given
+    output: Output
+    select: Selector
+    mode: Mode
+    memory_budget: int | None
+
+
+# One lock per wrapped model object: sampling sets training flags on its modules and, for the
+# module-boundary prefix cache, replaces some modules' forward for the duration of a call.
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: nn.Module) -> threading.RLock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+def _forget_locks_in_child() -> None:  # a forked child has one thread: locks held by others are gone
+    global _LOCKS, _LOCKS_GUARD
+    _LOCKS, _LOCKS_GUARD = weakref.WeakKeyDictionary(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+@dataclass
+class _Route:
+    """How samples are computed: ``fx`` (traced prefix), ``modules`` (prefix cached at module
+    boundaries), or ``full`` (the whole model replicated)."""
+
+    kind: str
+    note: str
+    split: _split.Split | None = None
+    prefix_modules: tuple[str, ...] = ()
+
+
+class _Runtime:
+    """What an MCModel learns on its first call. Not copied or pickled: rebuilt on first use."""
+
+    def __init__(self) -> None:
+        self.plan: SitePlan | None = None  # with the active sites chosen
+        self.sites: list[SiteCall] = []
+        self.held_in_eval: frozenset[str] = frozenset()
+        self.route: _Route | None = None
+        self.bytes_per_row: collections.OrderedDict = collections.OrderedDict()
+        self.warned: set[str] = set()
 
 
 def _static_dropout_sites(model: nn.Module) -> int:
@@ -57,165 +147,245 @@ def _static_dropout_sites(model: nn.Module) -> int:
     return count
 
 
-def _functional_dropout_nodes(gm: torch.fx.GraphModule) -> int:
-    import torch.nn.functional as F
-
-    from ._sites import _DROPOUT_FUNCTIONS
-
-    possible = set(_DROPOUT_FUNCTIONS) | {F.scaled_dot_product_attention, F.multi_head_attention_forward}
-    return sum(1 for n in gm.graph.nodes if n.op == "call_function" and n.target in possible)
+def _resolve_layers(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
+    named = dict(model.named_modules())
+    candidates = [(n, m) for n, m in named.items() if isinstance(m, _WEIGHT_LAYERS)]
+    if layers is None:
+        return candidates
+    if isinstance(layers, (str, type)):
+        layers = [layers]
+    chosen: list[tuple[str, nn.Module]] = []
+    for item in layers:
+        if isinstance(item, type):
+            found = [(n, m) for n, m in named.items() if isinstance(m, item) and isinstance(m, _WEIGHT_LAYERS)]
+            if not found:
+                raise expected(
+                    "layers",
+                    f"layer types present in {type(model).__name__} (Linear / Conv1d / Conv2d / Conv3d)",
+                    item.__name__,
+                )
+        elif isinstance(item, str):
+            if item not in named:
+                options = ", ".join(n for n, _ in candidates) or "none"
+                raise expected("layers", f"names of Linear/Conv layers of {type(model).__name__} ({options})", item)
+            if not isinstance(named[item], _WEIGHT_LAYERS):
+                raise expected("layers", "names of Linear or Conv layers", f"{item} ({type(named[item]).__name__})")
+            found = [(item, named[item])]
+        else:
+            raise expected("layers", "layer names (str) or layer types", item)
+        chosen.extend(f for f in found if f not in chosen)
+    return chosen
 
 
 class MCModel(nn.Module):
     """A model wrapped for Monte-Carlo sampling. Build it with :func:`bayesdrop.wrap`.
 
-    Calling it (``mc(x)``) is calling the model: in train mode its stochastic layers are on
-    (DropConnect / Gaussian noise included), in eval mode it is deterministic. ``predict`` draws
-    MC samples through the sampling engine.
+    Calling it (``mc(x)``) is calling the model: in train mode with the plan's noise (the rate
+    ``p`` overrides included, DropConnect and Gaussian noise too), in eval mode deterministic.
+    ``predict`` draws MC samples through the sampling engine. The settings (``task``,
+    ``method``, ``p``, ``last_layer``, ``layers``, ``output``, ``select``, ``mode``,
+    ``memory_budget``) are read-only: :meth:`with_options` gives a new wrapper of the same model.
+    ``tau`` may be changed (``fit_tau`` sets it).
+
+    One ``predict`` runs at a time per wrapped model (a lock): while it runs, the model's
+    training flags are the sampling flags, so do not call the same model object from another
+    thread meanwhile.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        task: Task,
-        method: Method,
-        p: float | None,
-        last_layer: bool,
-        layers: Sequence[str | type] | None,
-        output: str,
-        tau: float | None,
-        memory_budget: int | None,
-    ) -> None:
+    def __init__(self, model: nn.Module, settings: Settings, tau: float | None) -> None:
         super().__init__()
         self.model = model
-        self.task, self.method, self.p, self.last_layer = task, method, p, last_layer
-        self.output, self.tau = output, tau
-        self.memory_budget = memory_budget
-        self._layer_names = self._resolve_layers(layers)
-        weights = {id(module.weight): name for name, module in self._layer_names}
-        if method is Method.DROPCONNECT:
-            self._plan = SitePlan(method, p, None, weights, SiteKind.WEIGHT, catch_dropout_calls=False)
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "_tau", tau)
+        object.__setattr__(self, "_runtime", _Runtime())
+        # Layers with weight sites: the chosen ones, or every Linear and Conv (DropConnect's default,
+        # and where dropout is added to a model without any). Their calls are counted as candidate
+        # sites, so the site numbering (and the random streams keyed by it) is the same either way.
+        weight_layers = settings.layers
+        if weight_layers is None:
+            weight_layers = tuple(name for name, _ in _resolve_layers(model, None))
+        if settings.method is Method.DROPCONNECT:
+            base = SitePlan(settings.method, settings.p, None, weight_layers, SiteKind.WEIGHT, False)
         else:
-            self._plan = SitePlan(method, p, None, weights, SiteKind.LAYER_INPUT, catch_dropout_calls=True)
-        self._layers_given = layers is not None
-        self._prepared = False
-        self._sites: list[SiteCall] = []
-        self._split: _split.Split | None = None
-        self._split_note = "not yet decided: the model is probed on the first call to predict"
-        self._graph: torch.fx.GraphModule | None = None
-        self._bytes_per_sample: dict[tuple, float] = {}
-        self._static_check()
+            base = SitePlan(settings.method, settings.p, None, weight_layers, SiteKind.LAYER_INPUT, True)
+        object.__setattr__(self, "_base_plan", base)
 
-    # -- construction ------------------------------------------------------------------------
-    def _resolve_layers(self, layers: Sequence[str | type] | None) -> list[tuple[str, nn.Module]]:
-        named = dict(self.model.named_modules())
-        candidates = [(n, m) for n, m in named.items() if isinstance(m, _WEIGHT_LAYERS)]
-        if layers is None:
-            return candidates
-        if isinstance(layers, (str, type)):
-            layers = [layers]
-        chosen: list[tuple[str, nn.Module]] = []
-        for item in layers:
-            if isinstance(item, type):
-                found = [(n, m) for n, m in named.items() if isinstance(m, item) and isinstance(m, _WEIGHT_LAYERS)]
-                if not found:
-                    raise expected(
-                        "layers",
-                        f"layer types present in {type(self.model).__name__} (Linear / Conv1d / Conv2d / Conv3d)",
-                        item.__name__,
-                    )
-            elif isinstance(item, str):
-                if item not in named:
-                    options = ", ".join(n for n, _ in candidates) or "none"
-                    raise expected(
-                        "layers", f"names of Linear/Conv layers of {type(self.model).__name__} ({options})", item
-                    )
-                if not isinstance(named[item], _WEIGHT_LAYERS):
-                    raise expected("layers", "names of Linear or Conv layers", f"{item} ({type(named[item]).__name__})")
-                found = [(item, named[item])]
-            else:
-                raise expected("layers", "layer names (str) or layer types", item)
-            chosen.extend(f for f in found if f not in chosen)
-        return chosen
+    # -- settings: read-only, except tau ------------------------------------------------------
+    task = property(lambda self: self._settings.task, doc="classification or regression")
+    method = property(lambda self: self._settings.method, doc="dropout, dropconnect or gaussian")
+    p = property(lambda self: self._settings.p, doc="the rate override, or None")
+    last_layer = property(lambda self: self._settings.last_layer, doc="only the last stochastic call")
+    layers = property(lambda self: self._settings.layers, doc="names of the chosen layers, or None")
+    output = property(lambda self: self._settings.output.value, doc="what the selected output means")
+    select = property(lambda self: self._settings.select, doc="which part of the output is sampled")
+    mode = property(lambda self: self._settings.mode, doc="train: training-time dropout; eval: eval mode")
+    memory_budget = property(lambda self: self._settings.memory_budget, doc="bytes per chunk, or None")
 
-    def _static_check(self) -> None:
-        if self.method is Method.DROPCONNECT or self._layers_given:
-            if self.p is None:
-                what = "method='dropconnect'" if self.method is Method.DROPCONNECT else "`layers`"
-                raise expected("p", f"a rate in [0, 1) with {what} (the model has no rate for it)", None)
-            if not self._layer_names:
-                raise BayesdropError(
-                    f"{type(self.model).__name__} has no Linear or Conv layer for method='{self.method.value}'."
-                )
-            return
-        if self.p is not None or _static_dropout_sites(self.model):
-            return
-        try:
-            self._graph = _split.trace(self.model)
-        except Exception:  # noqa: BLE001 - untraceable: decide on the first predict
-            return
-        if not _functional_dropout_nodes(self._graph):
-            raise BayesdropError(
-                f"{type(self.model).__name__} has nothing stochastic: no dropout module, no "
-                "functional dropout and no attention dropout. Pass `p` to add dropout before "
-                "the last layer, choose `layers`, or use method='dropconnect' with `p`."
+    @property
+    def tau(self) -> float | None:
+        """Model precision of a point-output regression model (aleatoric variance 1 / tau)."""
+        return self._tau
+
+    @tau.setter
+    def tau(self, value: float | None) -> None:
+        object.__setattr__(self, "_tau", _check_tau(value, self._settings.task))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _READ_ONLY:
+            raise AttributeError(
+                f"MCModel.{name} is fixed when the model is wrapped (sampling would not follow a change); "
+                f"use mc.with_options({name}=...) for a new wrapper of the same model."
             )
+        super().__setattr__(name, value)
 
-    # -- training-time forward -------------------------------------------------------------
+    def with_options(self, **changes: Any) -> MCModel:
+        """A new ``MCModel`` of the same model with some settings changed (``p=0.05``, ...)."""
+        s = self._settings
+        current = {
+            "task": s.task.value,
+            "method": s.method.value,
+            "p": s.p,
+            "last_layer": s.last_layer,
+            "layers": list(s.layers) if s.layers is not None else None,
+            "output": s.output.value,
+            "select": s.select,
+            "mode": s.mode.value,
+            "tau": self._tau,
+            "memory_budget": s.memory_budget,
+        }
+        unknown = set(changes) - set(current)
+        if unknown:
+            raise expected("with_options", f"settings among {sorted(current)}", sorted(unknown))
+        if "task" in changes and "output" not in changes:
+            current["output"] = None
+        return wrap(self.model, **{**current, **changes})
+
+    # -- copies and pickles: the runtime state is rebuilt, never shared ------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_runtime"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        object.__setattr__(self, "_runtime", _Runtime())
+
+    # -- training-time forward -----------------------------------------------------------------
     def forward(self, *args, **kwargs):
-        """The model's own forward; in train mode with the method's noise switched on."""
+        """The model's own forward; in train mode with the plan's noise (rates overridden by ``p``)."""
         if not self.training:
             return self.model(*args, **kwargs)
-        if not self._prepared:  # learn which calls are stochastic (eval-mode probe, flags restored)
-            inputs = self._as_inputs(args)
-            with self._eval_mode(), torch.no_grad():
-                self._prepare(inputs)
-        if self.method is Method.DROPOUT and not self._layers_given and not self._inserted_dropout():
-            return self.model(*args, **kwargs)  # the model's own dropout layers do the work
-        with StochasticMode(self._plan, TorchNoise()):
+        plan = self._ensure_prepared(self._as_batch((args, kwargs)))
+        s = self._settings
+        if (
+            s.method is Method.DROPOUT
+            and s.p is None
+            and s.layers is None
+            and not s.last_layer
+            and s.mode is Mode.TRAIN
+        ):
+            return self.model(*args, **kwargs)  # the plan is the model's own training-time dropout
+        with StochasticMode(plan, TorchNoise(), weight_ids=plan.weight_ids(self.model)):
             return self.model(*args, **kwargs)
 
-    def _inserted_dropout(self) -> bool:
-        return any(s.kind is SiteKind.LAYER_INPUT and s.index in self._plan.active for s in self._sites)
+    # -- probing ----------------------------------------------------------------------------------
+    def _ensure_prepared(self, batch: Batch) -> SitePlan:
+        runtime = self._runtime
+        if runtime.plan is None:
+            with _model_lock(self.model):
+                if runtime.plan is None:
+                    self._prepare(batch)
+        return runtime.plan
 
-    # -- probing -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _eval_mode(self):
-        flags = {m: m.training for m in self.model.modules()}
-        self.model.eval()
-        try:
-            yield
-        finally:
-            for m, flag in flags.items():
-                m.training = flag
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._runtime.warned:
+            self._runtime.warned.add(key)
+            warnings.warn(message, BayesdropWarning, stacklevel=4)
 
-    def _prepare(self, inputs: tuple) -> None:
-        plan = self._plan
+    def _probe(self, batch: Batch, held: frozenset[str]):
+        """One forward pass with the sampling flags, recording candidate calls, module calls and
+        random draws that bayesdrop does not control."""
         record: list[SiteCall] = []
-        stack, handles = module_name_stack(self.model)
+        randoms: list[tuple[str, str]] = []
+        mode = StochasticMode(
+            self._base_plan,
+            None,
+            record=record,
+            weight_ids=self._base_plan.weight_ids(self.model),
+            random_calls=randoms,
+        )
+        recorder = CallRecorder(self.model, lambda: mode.count)
+        mode.module_stack = recorder.stack
+        with sampling_flags(self.model, self.mode is Mode.TRAIN, held), torch.no_grad(), recorder, mode:
+            out = self.model(*batch.args, **batch.kwargs)
+        return out, record, randoms, recorder.calls
+
+    def _prepare(self, batch: Batch) -> None:
+        runtime, model = self._runtime, self.model
+        buffers = {name: b for name, b in model.named_buffers()}
+        saved = {name: b.detach().clone() for name, b in buffers.items()}
+        initial = {name: b._version for name, b in buffers.items()}
+        held: frozenset[str] = frozenset()
         try:
-            with torch.no_grad(), StochasticMode(plan, None, record=record, module_stack=stack):
-                self.model(*inputs)
+            for _ in range(4):
+                versions = {name: b._version for name, b in buffers.items()}
+                out, record, randoms, calls = self._probe(batch, held)
+                moved = [name for name, b in buffers.items() if b._version != versions[name]]
+                drawing = {where for _, where in randoms if where != "<forward>"}
+                new = ({name.rpartition(".")[0] for name in moved} | drawing) - held
+                _restore(buffers, saved, moved)
+                if not new:
+                    break
+                held = held | new
+            else:
+                raise BayesdropError(f"{type(model).__name__} kept changing buffers or drawing random numbers.")
         except BayesdropError:
             raise
         except Exception as error:
-            shapes = ", ".join(str(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__ for x in inputs)
             raise BayesdropError(
-                f"Argument `x`: {type(self.model).__name__} rejected an input of shape {shapes}: {error}"
+                f"Argument `x`: {type(model).__name__} rejected the input ({_describe_batch(batch)}): "
+                f"{type(error).__name__}: {error}"
             ) from error
         finally:
-            for h in handles:
-                h.remove()
-        self._sites = record
-        plan.active = self._choose_active(record)
-        self._prepared = True
-        self._decide_split(inputs)
+            _restore(buffers, saved, [name for name, b in buffers.items() if b._version != initial[name]])
+        if held:
+            self._warn_once(
+                "held",
+                f"bayesdrop: these modules of {type(model).__name__} change buffers or draw random numbers that "
+                f"bayesdrop cannot seed when training (stochastic depth, noise layers...): {sorted(held)}. They are "
+                "kept in eval mode while sampling, so that randomness is not part of the MC samples.",
+            )
+        if any(where == "<forward>" for _, where in randoms):
+            self._warn_once(
+                "unseeded",
+                f"bayesdrop: {type(model).__name__}'s own forward draws random numbers "
+                f"({sorted({f for f, w in randoms if w == '<forward>'})}) that bayesdrop cannot seed: MC samples "
+                "include that randomness unseeded. Move it into a submodule to have it held in eval mode.",
+            )
+        self._check_rnn_dropout()
+        selected = select(out, self.select, self._settings.output)
+        _check_selected(selected, batch.size, self._settings)
+        runtime.held_in_eval = held
+        runtime.sites = record
+        plan = dataclasses.replace(self._base_plan, active=self._choose_active(record))
+        runtime.plan = plan
+        runtime.route = self._decide_route(batch, plan, calls, held)
+
+    def _check_rnn_dropout(self) -> None:
+        for name, module in self.model.named_modules():
+            if isinstance(module, nn.RNNBase) and module.dropout > 0 and self.mode is Mode.TRAIN:
+                self._warn_once(
+                    "rnn",
+                    f"bayesdrop: {type(module).__name__} `{name}` has dropout={module.dropout} between its layers, "
+                    "which runs inside torch's fused kernel where bayesdrop cannot seed it: it is not sampled "
+                    "(the layer stays in eval mode).",
+                )
 
     def _choose_active(self, record: list[SiteCall]) -> frozenset[int]:
         dropout_calls = [s for s in record if s.kind not in (SiteKind.WEIGHT, SiteKind.LAYER_INPUT) and s.p > 0]
         weight_calls = [s for s in record if s.kind in (SiteKind.WEIGHT, SiteKind.LAYER_INPUT)]
         model = type(self.model).__name__
-        if self.method is Method.DROPCONNECT or self._layers_given:
+        if self.method is Method.DROPCONNECT or self.layers is not None:
             chosen = weight_calls
             if not chosen:
                 raise BayesdropError(f"None of the chosen `layers` of {model} ran in its forward pass.")
@@ -224,8 +394,14 @@ class MCModel(nn.Module):
         elif self.p is not None and weight_calls:
             chosen = weight_calls[-1:]  # no dropout at all: add it before the last executed layer
         else:
+            hint = (
+                " (mode='eval' samples only dropout that runs in eval mode; mode='train' also samples dropout "
+                "written `p if self.training else 0`)"
+                if self.mode is Mode.EVAL
+                else ""
+            )
             raise BayesdropError(
-                f"{model} has nothing stochastic: no dropout with p > 0 ran in its forward pass. "
+                f"{model} has nothing stochastic: no dropout with p > 0 ran in its forward pass{hint}. "
                 "Pass `p` to add dropout before the last layer, choose `layers`, or use "
                 "method='dropconnect' with `p`."
             )
@@ -233,83 +409,144 @@ class MCModel(nn.Module):
             chosen = chosen[-1:]
         return frozenset(s.index for s in chosen)
 
-    def _decide_split(self, inputs: tuple) -> None:
-        if self._graph is None:
-            try:
-                self._graph = _split.trace(self.model)
-            except Exception as error:  # noqa: BLE001
-                first_line = str(error).splitlines()[0][:120] if str(error) else ""
-                self._split_note = (
-                    f"full replication: the model cannot be traced by torch.fx ({type(error).__name__}: {first_line})"
-                )
-                return
-        if any(isinstance(x, Tensor) is False for x in inputs):
-            self._split_note = "full replication: non-tensor inputs"
-            return
-        batch = inputs[0].shape[0]
+    # -- how samples are computed ---------------------------------------------------------------------
+    def _decide_route(self, batch: Batch, plan: SitePlan, calls, held: frozenset[str]) -> _Route:
+        reasons = []
+        positional = not batch.kwargs and all(isinstance(v, Tensor) for v in batch.args)
+        if positional:
+            route = self._fx_route(batch, plan, held)
+            if route.kind == "fx":
+                return route
+            reasons.append(route.note)
+        else:
+            reasons.append("torch.fx takes positional tensors only")
+        first_active = min(plan.active) if plan.active else 0
+        names = prefix_modules(calls, first_active)
+        if not names:
+            return _Route(
+                "full",
+                f"full replication: the first stochastic call comes before any module returns (torch.fx: {reasons[0]})",
+            )
+        route = _Route(
+            "modules",
+            f"prefix cached at module boundaries ({_short_list(names)} run once per input; torch.fx: {reasons[0]})",
+            prefix_modules=names,
+        )
+        problem = self._verify(batch, route)
+        if problem is None:
+            return route
+        reasons.append(problem)
+        note = "full replication: " + "; ".join(reasons)
+        self._warn_once(
+            "full",
+            f"bayesdrop: {type(self.model).__name__} is sampled by replicating the whole model, which costs about "
+            f"T full forward passes ({'; '.join(reasons)}). To compute the deterministic part once, make the model "
+            "traceable by torch.fx or keep the part before the first dropout in submodules; describe() repeats this.",
+        )
+        return _Route("full", note)
+
+    def _fx_route(self, batch: Batch, plan: SitePlan, held: frozenset[str]) -> _Route:
         try:
-            result = _split.build_split(self._graph, self._plan, inputs, batch)
+            with sampling_flags(self.model, self.mode is Mode.TRAIN, held):
+                graph = _split.trace(self.model)
+        except Exception as error:  # noqa: BLE001 - untraceable: try module boundaries
+            first_line = str(error).splitlines()[0][:120] if str(error) else ""
+            return _Route("full", f"cannot trace ({type(error).__name__}: {first_line})")
+        try:
+            with sampling_flags(self.model, self.mode is Mode.TRAIN, held):
+                result = _split.build_split(graph, plan, batch.args, batch.size, plan.weight_ids(self.model))
         except Exception as error:  # noqa: BLE001
             result = f"splitting failed ({type(error).__name__}: {error})"
         if isinstance(result, str):
-            self._split_note = f"full replication: {result}"
-            return
-        # Check on the real input that both paths give the same samples before trusting the split.
-        probe = tuple(x[: min(batch, 4)] for x in inputs)
-        try:
-            split_out = self._sample_raw(probe, 2, seed=12345, split=result)
-            full_out = self._sample_raw(probe, 2, seed=12345, split=None)
-            same = all(
-                torch.allclose(a, b, rtol=1e-4, atol=1e-5)
-                for a, b in zip(
-                    torch.utils._pytree.tree_leaves(split_out), torch.utils._pytree.tree_leaves(full_out), strict=False
-                )
-            )
-        except Exception as error:  # noqa: BLE001
-            self._split_note = (
-                f"full replication: the split graph failed on the input ({type(error).__name__}: {error})"
-            )
-            return
-        if not same:
-            self._split_note = "full replication: the split model disagreed with the full model on the input"
-            return
-        self._split = result
-        self._split_note = (
+            return _Route("full", result)
+        route = _Route(
+            "fx",
             f"prefix cached: {result.prefix_nodes} graph operations run once per input, "
-            f"{result.tail_nodes} repeated per sample"
+            f"{result.tail_nodes} repeated per sample",
+            split=result,
         )
+        problem = self._verify(batch, route)
+        return route if problem is None else _Route("full", problem)
 
-    def _sample_raw(self, inputs: tuple, samples: int, seed: int, split) -> object:
-        outputs = []
-        forward, values, flags, index_map = self._stages(inputs, split)
-        run_samples(
-            forward,
-            values,
-            flags,
-            self._plan,
-            index_map,
-            samples,
-            seed,
-            0,
-            samples,
-            self._budget(inputs),
-            None,
-            lambda out, n: outputs.append(out),
+    def _verify(self, batch: Batch, route: _Route) -> str | None:
+        """Check on the real input that the split and full replication give the same samples."""
+        probe = batch.rows(_PROBE_ROWS)
+        full = _Route("full", "")
+        try:
+            with torch.no_grad():
+                split_out = self._sample_raw(probe, route, chunk=1)
+                full_out = self._sample_raw(probe, full)
+        except Exception as error:  # noqa: BLE001
+            return f"the split model failed on the input ({type(error).__name__}: {error})"
+        leaves_a = torch.utils._pytree.tree_leaves(split_out)
+        leaves_b = torch.utils._pytree.tree_leaves(full_out)
+        same = len(leaves_a) == len(leaves_b) and all(
+            a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-5)
+            for a, b in zip(leaves_a, leaves_b, strict=True)
         )
-        return outputs[0]
+        return None if same else "the split model disagreed with the full model on the input"
 
-    def _stages(self, inputs: tuple, split):
-        if split is None:
-            return self.model, list(inputs), [isinstance(x, Tensor) for x in inputs], None
-        with StochasticMode(self._plan, None):
-            boundary = split.prefix(*inputs)
-        return split.tail, list(boundary), split.batch_dependent, split.tail_sites
+    def _sample_raw(self, batch: Batch, route: _Route, samples: int = 3, seed: int = 12345, chunk=None) -> object:
+        """``samples`` raw outputs ``(samples, B, ...)``, computed in chunks of ``chunk``."""
+        outputs: list = []
+        self._run(batch, route, samples, seed, 0, chunk or samples, lambda out, n: outputs.append(out))
+        return torch.utils._pytree.tree_map(lambda *parts: torch.cat(parts), *outputs)
 
-    def _budget(self, inputs: tuple) -> int:
+    def _run(self, batch: Batch, route: _Route, samples: int, seed: int, stream: int, chunk, consume, hint=None):
+        """Sample ``batch`` through ``route``; the one call into the engine."""
+        runtime, model = self._runtime, self.model
+        plan = runtime.plan
+        budget = self._budget(batch)
+        settings = self._settings
+        with sampling_flags(model, self.mode is Mode.TRAIN, runtime.held_in_eval):
+            weight_ids = plan.weight_ids(model)
+            if route.kind == "fx":
+                split = route.split
+                with StochasticMode(plan, None, weight_ids=weight_ids):
+                    boundary = split.prefix(*batch.args)
+                inputs = Batch(tuple(boundary), {}, batch.size)
+
+                def forward(n, args, kwargs, mode):
+                    return select(split.tail(*args), settings.select, settings.output)
+
+                return run_samples(
+                    forward,
+                    inputs,
+                    plan,
+                    split.tail_sites,
+                    weight_ids,
+                    samples,
+                    seed,
+                    stream,
+                    chunk,
+                    budget,
+                    hint,
+                    consume,
+                )
+            if route.kind == "modules":
+                cache = ModulePrefixCache(model, route.prefix_modules)
+                with cache.installed(batch.size, {}) as start_forward:
+
+                    def forward(n, args, kwargs, mode):
+                        start_forward(n, mode)
+                        return select(model(*args, **kwargs), settings.select, settings.output)
+
+                    return run_samples(
+                        forward, batch, plan, None, weight_ids, samples, seed, stream, chunk, budget, hint, consume
+                    )
+
+            def forward(n, args, kwargs, mode):
+                return select(model(*args, **kwargs), settings.select, settings.output)
+
+            return run_samples(
+                forward, batch, plan, None, weight_ids, samples, seed, stream, chunk, budget, hint, consume
+            )
+
+    def _budget(self, batch: Batch) -> int:
         if self.memory_budget is not None:
             return self.memory_budget
-        device = inputs[0].device if inputs and isinstance(inputs[0], Tensor) else torch.device("cpu")
-        if device.type == "cuda":
+        device = next((v.device for v in (*batch.args, *batch.kwargs.values()) if isinstance(v, Tensor)), None)
+        if device is not None and device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             return int(free * 0.25)
         return _DEFAULT_BUDGET_CPU
@@ -319,10 +556,10 @@ class MCModel(nn.Module):
             return tensor.device
         return None
 
-    # -- prediction ------------------------------------------------------------------------------
+    # -- prediction -------------------------------------------------------------------------------------
     def predict(
         self,
-        x: Tensor | Sequence[Tensor],
+        x: Tensor | Sequence[Any] | Mapping[str, Any],
         samples: int = 100,
         seed: int | None = 0,
         keep_samples: bool = False,
@@ -339,7 +576,10 @@ class MCModel(nn.Module):
         (torch.Size([8, 3]), torch.Size([8]), 50)
 
         Args:
-            x: ``(B, ...)`` input batch, or a tuple of batch-first inputs.
+            x: the model's input: a ``(B, ...)`` tensor, a tuple of positional arguments, or a
+                mapping of keyword arguments (a tokenizer's ``BatchEncoding``: ``input_ids``,
+                ``attention_mask``, ...). Tensors with B rows are the batch; other values are
+                passed as they are.
             samples: T >= 1, the number of MC samples.
             seed: samples are a function of the seed only (not of the chunking); None draws a
                 seed from torch's global generator.
@@ -354,73 +594,98 @@ class MCModel(nn.Module):
     def _predict(self, x, samples, seed, keep_samples, target, grad, chunk_size, stream) -> Prediction:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise expected("samples", "an integer >= 1", samples)
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
             raise expected("chunk_size", "None or an integer >= 1", chunk_size)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise expected("seed", "None or a non-negative integer", seed)
-        inputs = self._as_inputs(x)
-        batch = inputs[0].shape[0]
+        batch = x if isinstance(x, Batch) else self._as_batch(x)
+        device = _first_tensor(batch).device
         if target is not None:
-            target = self._check_target(target, batch, inputs[0].device)
-        grad_context = torch.enable_grad() if grad else torch.no_grad()
-        with self._eval_mode(), grad_context:
-            if not self._prepared:
-                with torch.no_grad():
-                    self._prepare(inputs)
-            if self.task is Task.CLASSIFICATION:
-                reducer = ClassificationReducer(self.output, keep_samples, target)
-            else:
-                if target is not None and self.output == "mean" and self.tau is None:
-                    raise expected(
-                        "tau",
-                        "the model precision (a positive float) to score targets of a point-output regression model",
-                        None,
-                    )
-                reducer = RegressionReducer(self.output, self.tau, keep_samples, target)
-            forward, values, flags, index_map = self._stages(inputs, self._split)
-            # Memory per sample grows with the batch: remember it per row, keyed by the row shapes,
-            # so a loader's short last batch is sized without measuring again.
-            key = tuple((tuple(v.shape[1:]), v.dtype) for v, f in zip(values, flags, strict=False) if f)
-            per_row = self._bytes_per_sample.get(key)
-            try:
-                measured = run_samples(
-                    forward,
-                    values,
-                    flags,
-                    self._plan,
-                    index_map,
-                    samples,
-                    seed,
-                    stream,
-                    chunk_size,
-                    self._budget(inputs),
-                    None if per_row is None else per_row * batch,
-                    reducer.update,
+            target = self._check_target(target, batch.size, device)
+        point_regression = self.task is Task.REGRESSION and self._settings.output is Output.MEAN
+        if point_regression and self.tau is None:
+            if target is not None:
+                raise expected(
+                    "tau",
+                    "the model precision (a positive float, or mc.fit_tau on held-out data) to score targets of a "
+                    "point-output regression model",
+                    None,
                 )
+            self._warn_once(
+                "tau",
+                "bayesdrop: a point-output regression model without `tau` reports aleatoric uncertainty 0 (total = "
+                "epistemic). Pass tau to bd.wrap, or estimate it with mc.fit_tau(x_val, y_val).",
+            )
+        with _model_lock(self.model):
+            self._ensure_prepared(batch)
+            runtime = self._runtime
+            if self.task is Task.CLASSIFICATION:
+                reducer = ClassificationReducer(self._settings.output, keep_samples, target)
+            else:
+                reducer = RegressionReducer(self._settings.output, self.tau, keep_samples, target)
+            key = batch.row_key()
+            per_row = runtime.bytes_per_row.get(key)
+            if per_row is not None:
+                runtime.bytes_per_row.move_to_end(key)
+            try:
+                with torch.enable_grad() if grad else torch.no_grad():
+                    measured = self._run(
+                        batch,
+                        runtime.route,
+                        samples,
+                        seed,
+                        stream,
+                        chunk_size,
+                        reducer.update,
+                        None if per_row is None else per_row * batch.size,
+                    )
             except BayesdropError:
                 raise
             except Exception as error:
-                shapes = ", ".join(str(tuple(v.shape)) for v in inputs)
                 raise BayesdropError(
-                    f"Argument `x`: sampling {type(self.model).__name__} on input of shape {shapes} "
+                    f"Argument `x`: sampling {type(self.model).__name__} on {_describe_batch(batch)} "
                     f"with samples={samples} failed: {type(error).__name__}: {error}"
                 ) from error
-            if measured is not None:
-                self._bytes_per_sample[key] = measured / batch
+            if measured is not None and per_row is None:
+                # Memory per sample grows with the batch: remember it per row, keyed by the row
+                # shapes (a bounded number of them: sequence lengths vary), so a loader's last
+                # batch is sized without measuring again.
+                runtime.bytes_per_row[key] = measured / batch.size
+                while len(runtime.bytes_per_row) > _SIZE_CACHE_ENTRIES:
+                    runtime.bytes_per_row.popitem(last=False)
             return reducer.finalize()
 
-    def _as_inputs(self, x) -> tuple:
-        inputs = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-        if not inputs or not all(isinstance(v, Tensor) for v in inputs):
-            raise expected("x", "a tensor or a tuple of tensors", type(x).__name__)
-        if inputs[0].dim() == 0 or inputs[0].shape[0] == 0:
-            raise expected("x", "a non-empty batch-first tensor (B, ...)", tuple(inputs[0].shape))
+    def _as_batch(self, x) -> Batch:
+        if isinstance(x, Tensor):
+            args, kwargs = (x,), {}
+        elif isinstance(x, Mapping):
+            if not all(isinstance(k, str) for k in x):
+                raise expected("x", "a mapping with str keys (keyword arguments of the model)", list(x.keys()))
+            args, kwargs = (), dict(x)
+        elif isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], tuple) and isinstance(x[1], dict):
+            args, kwargs = x  # (args, kwargs) from the training forward
+        elif isinstance(x, (tuple, list)):
+            args, kwargs = tuple(x), {}
+        else:
+            raise expected(
+                "x", "a tensor, a tuple of positional inputs or a mapping of keyword inputs", type(x).__name__
+            )
+        values = [*args, *kwargs.values()]
+        tensors = [v for v in values if isinstance(v, Tensor)]
+        if not tensors:
+            raise expected("x", "inputs with at least one batch-first tensor", _describe_values(values))
+        first = kwargs.get("input_ids") if isinstance(kwargs.get("input_ids"), Tensor) else tensors[0]
+        if first.dim() == 0 or first.shape[0] == 0:
+            raise expected("x", "a non-empty batch-first tensor (B, ...)", tuple(first.shape))
         device = self._device()
         if device is not None:
-            inputs = tuple(v.to(device) for v in inputs)
-        return inputs
+            args = tuple(v.to(device) if isinstance(v, Tensor) else v for v in args)
+            kwargs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in kwargs.items()}
+        return Batch(args, kwargs, first.shape[0])
 
     def _check_target(self, target, batch: int, device) -> Tensor:
         if not isinstance(target, Tensor):
@@ -442,12 +707,16 @@ class MCModel(nn.Module):
         keep_samples: bool = False,
         progress: bool = False,
         chunk_size: int | None = None,
+        target_key: str = "labels",
     ) -> Prediction:
-        """Predict every batch of ``loader`` (yielding ``x`` or ``(x, y, ...)``) and concatenate.
+        """Predict every batch of ``loader`` and concatenate.
 
-        Each batch gets its own noise stream derived from ``seed`` and the batch index, so the
-        result is reproducible for a given seed and batching. When batches carry targets,
-        ``pred.log_likelihood`` is filled.
+        A batch is ``x``, ``(x, y, ...)``, or a mapping of keyword inputs (as Hugging Face
+        collators yield) whose ``target_key`` entry, when present, is the target and is not
+        passed to the model. Each batch gets its own noise stream derived from ``seed`` and the
+        batch index, so the result is reproducible for a given seed and batching. When batches
+        carry targets, ``pred.log_likelihood`` is filled (for a point-output regression model
+        only with ``tau``: without it the targets are not scored, and a warning says so).
         """
         batches = loader
         if progress:
@@ -459,13 +728,23 @@ class MCModel(nn.Module):
                 pass
         results = []
         for index, batch in enumerate(batches):
-            if isinstance(batch, (tuple, list)):
-                x, target = batch[0], (batch[1] if len(batch) > 1 else None)
+            if isinstance(batch, Mapping):
+                inputs = {k: v for k, v in batch.items() if k != target_key}
+                target = batch.get(target_key)
+            elif isinstance(batch, (tuple, list)):
+                inputs, target = batch[0], (batch[1] if len(batch) > 1 else None)
             else:
-                x, target = batch, None
-            if self.task is Task.REGRESSION and self.output == "mean" and self.tau is None:
+                inputs, target = batch, None
+            if target is not None and self.task is Task.REGRESSION and self.output == "mean" and self.tau is None:
+                self._warn_once(
+                    "loader-targets",
+                    "bayesdrop: the loader's targets are not scored (no pred.log_likelihood): a point-output "
+                    "regression model needs `tau` for that (bd.wrap(..., tau=...) or mc.fit_tau).",
+                )
                 target = None
-            results.append(self._predict(x, samples, seed, keep_samples, target, False, chunk_size, stream=index + 1))
+            results.append(
+                self._predict(inputs, samples, seed, keep_samples, target, False, chunk_size, stream=index + 1)
+            )
         if not results:
             raise expected("loader", "at least one batch", "an empty loader")
         return _concatenate(results)
@@ -505,9 +784,10 @@ class MCModel(nn.Module):
             )
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
             raise expected("samples", "an integer >= 2 (the mixture needs several samples)", samples)
-        inputs = self._as_inputs(x)
-        y = self._check_target(target, inputs[0].shape[0], inputs[0].device)
-        means = self._predict(inputs, samples, seed, True, None, False, None, stream=0).samples.double()
+        batch = self._as_batch(x)
+        y = self._check_target(target, batch.size, _first_tensor(batch).device)
+        self._runtime.warned.add("tau")  # the aleatoric-0 warning does not apply: tau is being fitted
+        means = self._predict(batch, samples, seed, True, None, False, None, stream=0).samples.double()
         y = y.double().reshape(means.shape[0], *means.shape[2:])
 
         def objective(log_tau: float) -> float:
@@ -535,51 +815,33 @@ class MCModel(nn.Module):
         self.tau = math.exp(max(candidates)[1])
         return self.tau
 
-    def flops(self, x: Tensor | Sequence[Tensor], samples: int = 100) -> dict[str, int]:
+    def flops(self, x: Tensor | Sequence[Any] | Mapping[str, Any], samples: int = 100) -> dict[str, int]:
         """FLOPs of MC prediction of ``x`` as the engine runs it, next to the naive cost.
 
-        Counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions).
-        Returns ``prefix`` (run once), ``per_sample`` (the stochastic tail, per sample),
-        ``engine`` = prefix + samples * per_sample, ``forward`` (one full forward) and
-        ``naive`` = samples * forward.
+        Counted by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions) on
+        one and two samples: ``per_sample`` is their difference (the stochastic tail),
+        ``prefix`` what runs once. Returns ``prefix``, ``per_sample``, ``engine`` = prefix +
+        samples * per_sample, ``forward`` (one full forward) and ``naive`` = samples * forward.
         """
         from torch.utils.flop_counter import FlopCounterMode
 
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise expected("samples", "an integer >= 1", samples)
-        inputs = self._as_inputs(x)
-        with self._eval_mode(), torch.no_grad():
-            if not self._prepared:
-                self._prepare(inputs)
+        batch = self._as_batch(x)
+        with _model_lock(self.model), torch.no_grad():
+            plan = self._ensure_prepared(batch)
             counter = FlopCounterMode(display=False)
-            with counter, StochasticMode(self._plan, None):
-                self.model(*inputs)
+            with sampling_flags(self.model, False), counter, StochasticMode(plan, None):
+                self.model(*batch.args, **batch.kwargs)
             forward = int(counter.get_total_flops())
-            prefix = 0
-            values, flags, index_map, tail = list(inputs), [True] * len(inputs), None, self.model
-            if self._split is not None:
+            counts = []
+            for n in (1, 2):
                 counter = FlopCounterMode(display=False)
-                with counter, StochasticMode(self._plan, None):
-                    values = list(self._split.prefix(*inputs))
-                prefix = int(counter.get_total_flops())
-                flags, index_map, tail = self._split.batch_dependent, self._split.tail_sites, self._split.tail
-            counter = FlopCounterMode(display=False)
-            with counter:
-                run_samples(
-                    tail,
-                    values,
-                    flags,
-                    self._plan,
-                    index_map,
-                    1,
-                    0,
-                    0,
-                    1,
-                    self._budget(inputs),
-                    None,
-                    lambda out, n: None,
-                )
-            per_sample = int(counter.get_total_flops())
+                with counter:
+                    self._run(batch, self._runtime.route, n, 0, 0, n, lambda out, k: None)
+                counts.append(int(counter.get_total_flops()))
+        per_sample = max(counts[1] - counts[0], 0)
+        prefix = max(counts[0] - per_sample, 0)
         return {
             "prefix": prefix,
             "per_sample": per_sample,
@@ -588,49 +850,110 @@ class MCModel(nn.Module):
             "naive": samples * forward,
         }
 
-    # -- reporting ---------------------------------------------------------------------------------
+    # -- reporting ----------------------------------------------------------------------------------------
     @property
     def sites(self) -> list[SiteCall]:
-        """Stochastic calls seen on the first predict, in execution order: every dropout-like
-        call (active or not) and the layers whose weights or inputs carry noise."""
-        return [s for s in self._sites if self._shown(s)]
+        """Stochastic calls seen on the first call, in execution order: every dropout-like call
+        (active or not) and the layers whose weights or inputs carry noise."""
+        plan = self._runtime.plan
+        return [s for s in self._runtime.sites if self._shown(s, plan)]
 
-    def _shown(self, site: SiteCall) -> bool:
-        return site.kind not in (SiteKind.WEIGHT, SiteKind.LAYER_INPUT) or site.index in self._plan.active
+    @property
+    def active_sites(self) -> list[SiteCall]:
+        """The stochastic calls that are sampled, in execution order (empty before the first call)."""
+        plan = self._runtime.plan
+        return [] if plan is None else [s for s in self._runtime.sites if s.index in plan.active]
+
+    @staticmethod
+    def _shown(site: SiteCall, plan: SitePlan) -> bool:
+        return site.kind not in (SiteKind.WEIGHT, SiteKind.LAYER_INPUT) or site.index in plan.active
 
     def describe(self) -> str:
         """What was made stochastic and how sampling runs."""
+        runtime = self._runtime
         lines = [
             f"MCModel({type(self.model).__name__}): task={self.task.value}, method={self.method.value}, "
-            f"output={self.output}"
+            f"output={self.output}, mode={self.mode.value}"
             + (f", p={self.p}" if self.p is not None else "")
             + (", last_layer=True" if self.last_layer else "")
         ]
-        if not self._prepared:
+        if runtime.plan is None:
             static = _static_dropout_sites(self.model)
             lines.append(
                 f"stochastic sites: decided on the first predict ({static} dropout module(s) found statically)"
             )
+            lines.append("sampling: not yet decided: the model is probed on the first call to predict")
         else:
-            active = [s for s in self._sites if s.index in self._plan.active]
+            plan = runtime.plan
+            active = [s for s in runtime.sites if s.index in plan.active]
             lines.append(f"stochastic sites ({len(active)} active, execution order):")
             for s in self.sites:
-                state = "active" if s.index in self._plan.active else "off"
+                state = "active" if s.index in plan.active else "off"
                 what = {
                     SiteKind.WEIGHT: f"DropConnect on the weights of {s.function}",
                     SiteKind.LAYER_INPUT: f"{self.method.value} on the input of {s.function}",
                 }.get(s.kind, f"{s.function} ({s.kind.value})")
                 lines.append(f"  [{s.index}] {s.where:<24} {what}  p={s.p:g}  {state}")
-        lines.append(f"sampling: {self._split_note}")
+            if runtime.held_in_eval:
+                lines.append(f"held in eval mode (randomness bayesdrop cannot seed): {sorted(runtime.held_in_eval)}")
+            lines.append(f"sampling: {runtime.route.note}")
         if self.memory_budget is not None:
             budget = f"a {self.memory_budget / 2**20:g} MiB budget"
         else:
             budget = f"a {_DEFAULT_BUDGET_CPU / 2**20:.0f} MiB budget (CPU default; CUDA: 25% of free memory)"
-        lines.append(f"chunking: batch replication in chunks under {budget}, halved on out-of-memory")
+        lines.append(f"chunking: batch replication in chunks under {budget} of peak memory, halved on out-of-memory")
         return "\n".join(lines)
 
     def extra_repr(self) -> str:
-        return f"task={self.task.value}, method={self.method.value}"
+        return f"task={self.task.value}, method={self.method.value}, mode={self.mode.value}"
+
+
+def _restore(buffers: dict[str, Tensor], saved: dict[str, Tensor], names: Iterable[str]) -> None:
+    with torch.no_grad():
+        for name in names:
+            buffers[name].copy_(saved[name])
+
+
+def _first_tensor(batch: Batch) -> Tensor:
+    return next(v for v in (*batch.args, *batch.kwargs.values()) if isinstance(v, Tensor))
+
+
+def _describe_values(values: Iterable[Any]) -> str:
+    return ", ".join(str(tuple(v.shape)) if isinstance(v, Tensor) else type(v).__name__ for v in values)
+
+
+def _describe_batch(batch: Batch) -> str:
+    parts = [str(tuple(v.shape)) if isinstance(v, Tensor) else type(v).__name__ for v in batch.args]
+    parts += [f"{k}={tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}" for k, v in batch.kwargs.items()]
+    return "input " + ", ".join(parts)
+
+
+def _short_list(names: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_selected(selected: Any, batch: int, settings: Settings) -> None:
+    """The selected output must be batch-first tensors; fail on the first call with a clear message."""
+    values = selected if settings.output in PAIR_OUTPUTS else (selected,)
+    for value in values:
+        if not isinstance(value, Tensor) or value.dim() == 0 or value.shape[0] != batch:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise BayesdropError(
+                f"Expected the model's selected output to be batch-first tensors with {batch} rows for "
+                f"output={settings.output.value!r}, but got {got}. Pass `select` to bd.wrap to choose the tensor "
+                "to sample (a key, a position or a callable)."
+            )
+
+
+def _check_tau(tau: Any, task: Task) -> float | None:
+    if tau is None:
+        return None
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0 or math.isinf(tau):
+        raise expected("tau", "a positive finite float", tau)
+    if task is Task.CLASSIFICATION:
+        raise expected("tau", "None for task='classification'", tau)
+    return float(tau)
 
 
 def _concatenate(results: list[Prediction]) -> Prediction:
@@ -671,9 +994,11 @@ def wrap(
     last_layer: bool = False,
     layers: Sequence[str | type] | str | type | None = None,
     output: str | None = None,
+    select: Selector = None,
+    mode: str = "train",
     tau: float | None = None,
     memory_budget: int | None = None,
-    example_input: Tensor | Sequence[Tensor] | None = None,
+    example_input: Tensor | Sequence[Any] | Mapping[str, Any] | None = None,
 ) -> MCModel:
     """Wrap ``model`` for Monte-Carlo sampling; the model itself is never modified.
 
@@ -684,21 +1009,31 @@ def wrap(
     True
 
     Args:
-        model: any ``nn.Module`` with batch-first inputs and outputs.
+        model: any ``nn.Module`` with batch-first inputs and outputs (Hugging Face and timm
+            models included).
         task: ``"classification"`` or ``"regression"``.
         method: ``"dropout"`` (the model's own dropout, or dropout added where ``layers`` /
             ``p`` say), ``"dropconnect"`` (weight masks, one per sample; needs ``p``) or
             ``"gaussian"`` (multiplicative N(1, p / (1 - p)) noise at the dropout sites).
-        p: overrides every site's rate; required for DropConnect, ``layers``, or a model
-            without dropout (dropout is then added before its last executed layer).
+        p: overrides every site's rate, for ``predict`` and for training through the wrapper;
+            required for DropConnect, ``layers``, or a model without dropout (dropout is then
+            added before its last executed layer).
         last_layer: keep only the last stochastic call in execution order.
         layers: Linear/Conv layers by name or type: DropConnect's weights, or where dropout
             is added for the other methods. Default for DropConnect: every Linear and Conv.
         output: classification ``"logits"`` (default), ``"probs"`` or ``"log_probs"``;
             regression ``"mean"`` (default), ``"mean_var"`` or ``"mean_logvar"``.
+        select: which part of the model's output is sampled: None (a tensor as it is, a
+            ``ModelOutput``'s or dict's ``logits``, a 1-tuple's element, a (mean, variance)
+            pair), a key or attribute name, a position, or a callable (see
+            ``bayesdrop.outputs``).
+        mode: ``"train"`` (default): every dropout the model applies when it trains, at its
+            training rate, with normalisation layers in eval mode and no buffer changed;
+            ``"eval"``: modules stay in eval mode (dropout gated by ``self.training`` inside a
+            module's code, like Hugging Face attention dropout, is then not sampled).
         tau: regression model precision: aleatoric variance 1 / tau for point outputs.
-        memory_budget: bytes for one chunk of replicated work (CPU default 16 MiB; CUDA: a
-            quarter of the free memory).
+        memory_budget: bytes of peak memory for one chunk of replicated work (CPU default
+            64 MiB; CUDA: a quarter of the free memory).
         example_input: probe the model now instead of on the first ``predict``.
     """
     if not isinstance(model, nn.Module):
@@ -707,38 +1042,69 @@ def wrap(
         raise expected("model", "an unwrapped nn.Module", "an MCModel (call bd.unwrap first)")
     task_value = _choice("task", task, Task)
     method_value = _choice("method", method, Method)
+    mode_value = _choice("mode", mode, Mode)
     if p is not None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) < 1.0 or math.isnan(p):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or math.isnan(p) or not 0.0 <= float(p) < 1.0:
             raise expected("p", "a float in [0, 1)", p)
         p = float(p)
+    allowed = _OUTPUTS[task_value]
     if output is None:
-        output = _OUTPUTS[task_value][0]
-    elif output not in _OUTPUTS[task_value]:
-        raise expected(
-            "output", f"one of {', '.join(map(repr, _OUTPUTS[task_value]))} for task='{task_value.value}'", output
-        )
-    if tau is not None and (isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0):
-        raise expected("tau", "a positive float", tau)
-    if tau is not None and task_value is Task.CLASSIFICATION:
-        raise expected("tau", "None for task='classification'", tau)
-    if memory_budget is not None and (not isinstance(memory_budget, int) or memory_budget < 1):
+        output_value = allowed[0]
+    else:
+        try:
+            output_value = Output(output)
+        except ValueError:
+            output_value = None
+        if output_value not in allowed:
+            raise expected(
+                "output", f"one of {', '.join(repr(o.value) for o in allowed)} for task='{task_value.value}'", output
+            )
+    if select is not None and not (isinstance(select, (str, int)) or callable(select)) or isinstance(select, bool):
+        raise expected("select", "None, a key or attribute name (str), a position (int) or a callable", select)
+    tau_value = _check_tau(tau, task_value)
+    if memory_budget is not None and (
+        isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 1
+    ):
         raise expected("memory_budget", "None or a positive number of bytes", memory_budget)
-    mc = MCModel(
-        model,
-        task_value,
-        method_value,
-        p,
-        bool(last_layer),
-        layers,
-        output,
-        None if tau is None else float(tau),
-        memory_budget,
+    layer_names = None
+    if layers is not None or method_value is Method.DROPCONNECT:
+        if p is None:
+            what = "method='dropconnect'" if method_value is Method.DROPCONNECT else "`layers`"
+            raise expected("p", f"a rate in [0, 1) with {what} (the model has no rate for it)", None)
+        resolved = _resolve_layers(model, layers)
+        if not resolved:
+            raise BayesdropError(
+                f"{type(model).__name__} has no Linear or Conv layer for method='{method_value.value}'."
+            )
+        if layers is not None:
+            layer_names = tuple(name for name, _ in resolved)
+    settings = Settings(
+        task_value, method_value, p, bool(last_layer), layer_names, output_value, select, mode_value, memory_budget
     )
+    mc = MCModel(model, settings, tau_value)
+    _check_something_stochastic(mc)
     if example_input is not None:
-        inputs = mc._as_inputs(example_input)
-        with mc._eval_mode(), torch.no_grad():
-            mc._prepare(inputs)
+        mc._ensure_prepared(mc._as_batch(example_input))
     return mc
+
+
+def _check_something_stochastic(mc: MCModel) -> None:
+    """Fail at wrap time when a traceable model has no dropout at all and nothing is added."""
+    s = mc._settings
+    if s.method is Method.DROPCONNECT or s.layers is not None or s.p is not None or _static_dropout_sites(mc.model):
+        return
+    try:
+        with sampling_flags(mc.model, s.mode is Mode.TRAIN):
+            graph = _split.trace(mc.model)
+    except Exception:  # noqa: BLE001 - untraceable: decided on the first predict
+        return
+    possible = set(_DROPOUT_FUNCTIONS) | {F.scaled_dot_product_attention, F.multi_head_attention_forward}
+    if not any(n.op == "call_function" and n.target in possible for n in graph.graph.nodes):
+        raise BayesdropError(
+            f"{type(mc.model).__name__} has nothing stochastic: no dropout module, no functional dropout and no "
+            "attention dropout. Pass `p` to add dropout before the last layer, choose `layers`, or use "
+            "method='dropconnect' with `p`."
+        )
 
 
 def unwrap(mc: MCModel) -> nn.Module:

@@ -1,0 +1,182 @@
+"""What the wrapper does to the user's modules while it samples, and undoes afterwards.
+
+- ``sampling_flags``: training flags as the model has them when it trains (so that dropout
+  written ``p if self.training else 0`` runs at its training rate), except normalisation layers,
+  recurrent layers and modules held in eval (they would change buffers or draw random numbers
+  bayesdrop cannot seed). Restored on exit.
+- ``CallRecorder``: the names of the modules being executed, and every module call with the
+  number of stochastic candidate calls before it started and when it ended (probe only).
+- ``ModulePrefixCache``: the deterministic prefix cached at module boundaries, for models that
+  ``torch.fx`` cannot trace: a module whose every call ends before the first active stochastic
+  call computes once per ``predict`` on the un-replicated batch; its output is replicated.
+
+Each of these changes attributes of the user's modules for the duration of one call, under the
+wrapper's lock; nothing process-wide is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from torch.utils._pytree import tree_map
+
+from ._engine import replicate
+from .layers import ConcreteDropout
+
+# Layers held in eval mode while sampling: normalisation layers (their statistics must not move)
+# recurrent layers (their inter-layer dropout runs inside a fused kernel bayesdrop cannot seed), and
+# ConcreteDropout (its training relaxation is not the Bernoulli dropout it samples in eval mode).
+FROZEN_LAYERS: tuple[type[nn.Module], ...] = (
+    ConcreteDropout,
+    nn.modules.batchnorm._NormBase,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.LocalResponseNorm,
+    nn.RNNBase,
+)
+
+
+@contextlib.contextmanager
+def sampling_flags(model: nn.Module, train: bool, held_in_eval: frozenset[str] = frozenset()) -> Iterator[None]:
+    """Training flags for sampling (``train``), or eval mode for every module; restored on exit."""
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        for name, module in model.named_modules():
+            module.training = train and not isinstance(module, FROZEN_LAYERS) and name not in held_in_eval
+        yield
+    finally:
+        for module, flag in saved:
+            module.training = flag
+
+
+@dataclass(frozen=True)
+class ModuleCall:
+    """One call of a named submodule during the probe."""
+
+    name: str
+    start: int  # candidate stochastic calls made before it started
+    end: int  # ... and when it returned
+    parent: int  # index of the enclosing call in the record, -1 for the root's forward
+
+
+class CallRecorder:
+    """Forward hooks on every named submodule: a stack of names and a record of calls."""
+
+    def __init__(self, model: nn.Module, counter: Callable[[], int]) -> None:
+        self.model, self.counter = model, counter
+        self.stack: list[str] = []
+        self.calls: list[ModuleCall] = []
+        self._open: list[tuple[str, int, int]] = []  # (name, start, parent) of calls in progress
+        self._handles: list = []
+
+    def __enter__(self) -> CallRecorder:
+        for name, module in self.model.named_modules():
+            if not name:
+                continue
+            self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+            self._handles.append(module.register_forward_hook(self._post))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _pre(self, name: str):
+        def hook(_module, _inputs):
+            parent = self._open[-1][2] if self._open else -1
+            # Reserve the call's slot now so that nested calls can point to it as their parent.
+            self.calls.append(ModuleCall(name, self.counter(), -1, parent))
+            self._open.append((name, self.counter(), len(self.calls) - 1))
+            self.stack.append(name)
+
+        return hook
+
+    def _post(self, _module, _inputs, _output):
+        if not self._open:
+            return
+        name, start, slot = self._open.pop()
+        self.stack.pop()
+        parent = self.calls[slot].parent
+        self.calls[slot] = ModuleCall(name, start, self.counter(), parent)
+
+
+def prefix_modules(calls: list[ModuleCall], first_active: int) -> tuple[str, ...]:
+    """The outermost modules whose every call returns before the first active stochastic call."""
+    done = [c.end >= 0 and c.end <= first_active for c in calls]
+    outermost = {c.name for c, ok in zip(calls, done, strict=True) if ok and (c.parent < 0 or not done[c.parent])}
+    unsafe = {c.name for c, ok in zip(calls, done, strict=True) if not ok or (c.parent >= 0 and done[c.parent])}
+    return tuple(name for name in dict.fromkeys(c.name for c in calls) if name in outermost - unsafe)
+
+
+class ModulePrefixCache:
+    """Runs the prefix modules once per ``predict`` on ``size`` rows and replicates their outputs.
+
+    ``store`` holds the outputs of one ``predict`` call, keyed by module name and the call's
+    position within the forward pass; it is shared by all chunks of that call.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+        self.model, self.names = model, names
+
+    @contextlib.contextmanager
+    def installed(self, size: int, store: dict) -> Iterator[Callable[[int, object], None]]:
+        """Install on the model's modules; yields ``start_forward(n, mode)`` to call before each
+        chunk's forward pass, with the chunk's ``StochasticMode``."""
+        modules = dict(self.model.named_modules())
+        constants = {id(t) for t in self.model.parameters()} | {id(t) for t in self.model.buffers()}
+        state = {"n": 1, "counts": {}, "mode": None}
+        saved: list[tuple[nn.Module, object]] = []
+
+        def make(name: str, original: Callable):
+            def cached_forward(*args, **kwargs):
+                n = state["n"]
+                position = state["counts"].get(name, 0)
+                state["counts"][name] = position + 1
+                key = (name, position)
+                mode = state["mode"]
+                if key in store:
+                    # The module's candidate stochastic calls (all inactive) are skipped with it:
+                    # advance the count so that later sites keep their numbers (and noise streams).
+                    mode.count += store[key][1]
+                else:
+
+                    def first_block(v):
+                        if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n * size and id(v) not in constants:
+                            return v[:size]
+                        return v
+
+                    before = mode.count
+                    value = original(*tree_map(first_block, args), **tree_map(first_block, kwargs))
+                    store[key] = (value, mode.count - before)
+
+                def widen(v):
+                    if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == size:
+                        return replicate(v, n)
+                    return v
+
+                return tree_map(widen, store[key][0])
+
+            return cached_forward
+
+        try:
+            for name in self.names:
+                module = modules[name]
+                saved.append((module, module.__dict__.get("forward", self._MISSING)))
+                module.forward = make(name, module.forward)
+
+            def start_forward(n: int, mode) -> None:
+                state["n"], state["counts"], state["mode"] = n, {}, mode
+
+            yield start_forward
+        finally:
+            for module, previous in saved:
+                if previous is self._MISSING:
+                    del module.forward
+                else:
+                    module.forward = previous
