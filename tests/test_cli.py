@@ -117,3 +117,37 @@ def test_quickstart_falls_back_to_digits_without_fashion_mnist(monkeypatch, caps
         "fashion-mnist", epochs=None, samples=50, output_dir="runs", data_dir=None, device="cpu", tracking=True
     )
     assert (fashion.dataset, fashion.epochs, fashion.tracking) == ("fashion-mnist", 2, True)
+
+
+@pytest.mark.parametrize("given_root", [False, True])
+def test_quickstart_note_lists_every_place_looked_and_how_to_get_the_data(
+    tmp_path, monkeypatch, capsys, given_root: bool
+) -> None:
+    import dataclasses
+
+    from bayesdrop.cli import quickstart_dataset
+    from bayesdrop.data import mnist
+
+    # no $BAYESDROP_DATA, a user cache that does not exist, no Debian package
+    monkeypatch.delenv("BAYESDROP_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist, "_FASHION", dataclasses.replace(mnist._FASHION, system_dirs=(str(tmp_path / "deb"),)))
+    root = tmp_path / "given"
+    root.mkdir()
+    assert quickstart_dataset(str(root) if given_root else None) == "digits"
+    note = capsys.readouterr().out
+    places = [
+        (tmp_path / "cache" / "bayesdrop" / "fashion-mnist", "user cache; missing"),
+        (tmp_path / "deb", "system package; missing"),
+    ]
+    if given_root:
+        places += [
+            (root, "root=; exists"),
+            (root / "fashion-mnist", "root=; missing"),
+            (root / "FashionMNIST" / "raw", "root=; missing"),
+        ]
+    for place, label in places:
+        assert f"{place}  ({label})" in note
+    assert "$BAYESDROP_DATA/fashion-mnist  ($BAYESDROP_DATA is not set)" in note
+    # and how to get the data
+    assert "apt-get install dataset-fashion-mnist" in note and "download=True" in note and "--data-dir" in note

@@ -158,6 +158,27 @@ def test_missing_files_list_every_place_and_how_to_get_them(isolated, monkeypatc
     assert "BAYESDROP_DATA" in message and "download=True" in message
 
 
+def test_places_are_marked_missing_or_present_and_none_is_left_out(isolated):
+    (isolated / "root").mkdir()
+    dirs = _locate.candidate_dirs("mnist", isolated / "root", (str(isolated / "deb"),))
+    text = _locate.describe_dirs(dirs, "mnist")
+    assert text.splitlines() == [
+        f"  - {isolated / 'root'}  (root=; exists)",
+        f"  - {isolated / 'root' / 'mnist'}  (root=; missing)",
+        f"  - {isolated / 'cache' / 'bayesdrop' / 'mnist'}  (user cache; missing)",
+        f"  - {isolated / 'deb'}  (system package; missing)",
+        "  - $BAYESDROP_DATA/mnist  ($BAYESDROP_DATA is not set)",
+    ]
+    # no root, no $BAYESDROP_DATA, no cache folder: still every place, in the message as a whole
+    with pytest.raises(BayesdropError) as info:
+        bdata.load_fashion_mnist("test")
+    message = str(info.value)
+    assert f"{isolated / 'cache' / 'bayesdrop' / 'fashion-mnist'}  (user cache; missing)" in message
+    assert f"{isolated / 'deb'}  (system package; missing)" in message
+    assert "$BAYESDROP_DATA/fashion-mnist  ($BAYESDROP_DATA is not set)" in message
+    assert 'load_fashion_mnist("test", download=True)' in message and "--data-dir" in message
+
+
 def test_search_order_root_env_cache(isolated, monkeypatch):
     _, labels_cache = fake_split(isolated / "cache" / "bayesdrop" / "mnist", "test", 10000, seed=1)
     _, labels_env = fake_split(isolated / "env" / "mnist", "test", 10000, seed=2)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 
+import bayesdrop
 from bayesdrop import _io, _wrap, layers, uncertainty
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -29,6 +32,49 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
 def test_core_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"torch": __import__("torch"), "nn": __import__("torch").nn})
     assert result.attempted > 0 and result.failed == 0
+
+
+def _modules_with_examples() -> list[str]:
+    finder = doctest.DocTestFinder()
+    names = []
+    for info in pkgutil.walk_packages(bayesdrop.__path__, "bayesdrop."):
+        module = importlib.import_module(info.name)
+        if any(t.examples for t in finder.find(module, info.name)):
+            names.append(info.name)
+    return names
+
+
+_WITH_EXAMPLES = _modules_with_examples()
+
+
+@pytest.mark.parametrize("name", _WITH_EXAMPLES)
+def test_every_docstring_example_runs(name):
+    module = importlib.import_module(name)
+    torch = __import__("torch")
+    result = doctest.testmod(module, extraglobs={"torch": torch, "nn": torch.nn})
+    assert result.failed == 0
+
+
+# a float printed with this many significant digits shows its last bits, which differ between
+# CPUs (vectorised sqrt, log, exp on AVX2 vs AVX-512) and BLAS libraries
+_FLOAT = re.compile(r"(?<![\w.])-?(\d+\.\d+)(?:[eE][-+]?\d+)?")
+_MAX_DIGITS = 12
+
+
+def _significant_digits(text: str) -> int:
+    return len(text.replace(".", "").lstrip("0"))
+
+
+def test_docstring_examples_print_no_float_to_its_last_bits():
+    finder = doctest.DocTestFinder()
+    offending = []
+    for name in _WITH_EXAMPLES:
+        for test in finder.find(importlib.import_module(name), name):
+            for example in test.examples:
+                for digits in _FLOAT.findall(example.want):
+                    if _significant_digits(digits) > _MAX_DIGITS:
+                        offending.append(f"{test.name}: {example.source.strip()} -> {example.want.strip()}")
+    assert not offending, "round the printed value (e.g. round(x, 6)):\n" + "\n".join(offending)
 
 
 def test_import_bayesdrop_loads_no_optional_dependency():

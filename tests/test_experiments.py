@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import TensorDataset
@@ -283,6 +285,65 @@ def test_sweep_on_local_ray(tmp_path, monkeypatch) -> None:
     ]
     assert sum(not r.reused_training for r in res.results) == 2  # one training per trial
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+# ------------------------------------------------------------------ no process-wide side effects
+def _global_states() -> tuple:
+    return torch.get_rng_state(), random.getstate(), np.random.get_state()
+
+
+def test_run_leaves_the_global_random_state_alone_and_repeats_its_numbers(tmp_path) -> None:
+    torch.manual_seed(11)
+    random.seed(11)
+    np.random.seed(11)
+    before = _global_states()
+    a = run_experiment(ExperimentConfig(**TINY, output_dir=str(tmp_path / "a")), verbose=False)
+    after = _global_states()
+    assert torch.equal(before[0], after[0]) and before[1] == after[1]
+    assert before[2][0] == after[2][0] and np.array_equal(before[2][1], after[2][1]) and before[2][2:] == after[2][2:]
+    torch.manual_seed(99)  # another global state: the run's numbers come from cfg.seed alone
+    b = run_experiment(ExperimentConfig(**TINY, output_dir=str(tmp_path / "b")), verbose=False)
+    assert not b.reused_training
+    timing = ("train_seconds", "eval_seconds")
+    assert {k: v for k, v in a.metrics.items() if k not in timing} == {
+        k: v for k, v in b.metrics.items() if k not in timing
+    }
+    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
+    # every checkpoint the run wrote holds only weights and plain data
+    saved = sorted((tmp_path / "a").rglob("*.pt"))
+    assert {p.name for p in saved} == {"checkpoint.pt", "model.pt"} and len(saved) == 3
+    for path in saved:
+        state = torch.load(path, weights_only=True)
+        assert isinstance(state["model"], dict) and isinstance(state["history"][0], dict)
+
+
+def _path_result(g: torch.Generator) -> dict:
+    probs = torch.softmax(torch.randn(5, 8, 3, generator=g), -1)
+    return {
+        "samples": probs,
+        "mean": probs.mean(1),
+        "entropy": torch.rand(5, generator=g),
+        "expected_entropy": torch.rand(5, generator=g) * 0.5,
+        "mutual_information": torch.rand(5, generator=g) * 0.1,
+        "variation_ratio": torch.rand(5, generator=g),
+    }
+
+
+@pytest.mark.parametrize("backend", ["pdf", "ps"])
+def test_charts_leave_the_matplotlib_backend_alone(tmp_path, backend: str) -> None:
+    import matplotlib
+
+    previous = matplotlib.get_backend()
+    matplotlib.use(backend)  # the caller's choice: a headless backend other than Agg
+    try:
+        g = torch.Generator().manual_seed(0)
+        path = plot_uncertainty_path(torch.rand(5, 1, 8, 8, generator=g), _path_result(g), tmp_path / "r.png")
+        rows = [{"method": "dropout", "rate": r, "samples": 10, "accuracy": 0.9 - r} for r in (0.1, 0.5)]
+        out = plot_metric_vs(rows, "rate", tmp_path / "m.png")
+        assert matplotlib.get_backend() == backend
+        assert path.read_bytes()[:4] == out.read_bytes()[:4] == b"\x89PNG"  # PNGs whatever the backend
+    finally:
+        matplotlib.use(previous)
 
 
 # --------------------------------------------------------------------------------- charts

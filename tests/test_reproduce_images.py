@@ -6,7 +6,11 @@ the computed pieces are checked against hand-worked values or direct formulas.
 
 from __future__ import annotations
 
+import ast
 import json
+import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,7 +71,10 @@ def test_rotated_digit_cli_end_to_end(shared_data, tmp_path):
 
 
 def test_rotated_digit_samples_are_consistent(shared_data):
+    torch.manual_seed(42)
+    before = torch.get_rng_state()
     r = rotated_digit.run_rotated_digit(shared_data, epochs=1, train_size=200, samples=6, steps=5, total_angle=80.0)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's global RNG is left alone
     assert r.angles == pytest.approx([0.0, 20.0, 40.0, 60.0, 80.0])
     assert r.logits.shape == (5, 6, 10) and r.probs.shape == (5, 6, 10)
     # the logits and the classification samples come from the same dropout masks
@@ -132,6 +139,21 @@ def test_bands_widen_away_from_the_data():
     torch.testing.assert_close(pred.total, pred.epistemic + 0.01, atol=1e-5, rtol=1e-4)
 
 
+def test_training_leaves_the_global_rng_alone_and_repeats_from_its_seed():
+    x = torch.linspace(-1, 1, 16).reshape(-1, 1)
+    y = torch.sin(3 * x)
+    nets = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        random.seed(global_seed)
+        before = torch.get_rng_state(), random.getstate()
+        model, _ = co2.train_regression_net(x, y, hidden=(8,), steps=4, batch_size=8, seed=3)
+        assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+        nets.append([q.detach().clone() for q in model.parameters()])
+    # the initialisation and the noise come from `seed`, not from the caller's global state
+    assert all(torch.equal(a, b) for a, b in zip(*nets, strict=True))
+
+
 def test_co2_end_to_end(shared_data, tmp_path):
     r = co2.run_co2(shared_data, out=tmp_path, steps=10, hidden=(32, 32), samples=10, test_stride=50, seed=1)
     _check_outputs(tmp_path, "co2", (".md", ".json", ".png"))
@@ -176,6 +198,8 @@ def test_study_bad_arguments():
 
 @pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="Fashion-MNIST not installed")
 def test_fashion_study_end_to_end(shared_data, tmp_path):
+    torch.manual_seed(42)
+    before = torch.get_rng_state()
     r = fashion_study.run_fashion_study(
         shared_data,
         out=tmp_path,
@@ -188,6 +212,7 @@ def test_fashion_study_end_to_end(shared_data, tmp_path):
         seed=0,
         verify=False,
     )
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's global RNG is left alone
     _check_outputs(tmp_path, "fashion_study", (".md", ".json", ".png"))
     # 1 fixed-rate technique x 1 rate + 1 Concrete run, each at det, T=1, T=3
     assert len(r.rows) == 2 * 3
@@ -211,3 +236,64 @@ def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit, match="2"):
         images.main(["fashion-study", "--rates", "0.1,x"])
     assert "comma-separated numbers" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ module structure
+_REPRODUCE = Path(bd.__file__).parent / "reproduce"
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each bayesdrop.reproduce module -> the modules of the package it imports (at the top or
+    inside a function: a lazy import still closes a cycle)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(_REPRODUCE.glob("*.py")):
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 1 or module.startswith("bayesdrop.reproduce"):
+                    inner = module.removeprefix("bayesdrop.reproduce").lstrip(".") if node.level == 0 else module
+                    deps |= {inner.split(".")[0]} if inner else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[2] for a in node.names if a.name.startswith("bayesdrop.reproduce.")}
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_reproduce_modules_share_their_helpers_without_an_import_cycle():
+    graph = _package_imports()
+    done: set[str] = set()
+
+    def visit(module: str, chain: tuple[str, ...]) -> None:
+        if module in chain:
+            pytest.fail("import cycle: " + " -> ".join((*chain, module)))
+        if module not in done and module in graph:
+            for dep in sorted(graph[module]):
+                visit(dep, (*chain, module))
+            done.add(module)
+
+    for module in graph:
+        visit(module, ())
+    assert not [m for m, deps in graph.items() if "images" in deps]  # nobody imports the CLI module
+    assert graph["_common"] == set()  # the shared helpers import nothing of the package
+    assert {"co2", "fashion_study", "rotated_digit", "uci"} <= {m for m, deps in graph.items() if "_common" in deps}
+
+
+def test_each_reproduction_module_imports_alone_in_a_fresh_interpreter():
+    show = "import sys; print(sorted(m for m in sys.modules if m.startswith('bayesdrop.reproduce.')))"
+    commands = {
+        "images": "import bayesdrop.reproduce.images; " + show,
+        "experiments": "import bayesdrop.reproduce.rotated_digit, bayesdrop.reproduce.co2, "
+        "bayesdrop.reproduce.fashion_study, bayesdrop.reproduce.uci; " + show,
+    }
+    procs = {
+        k: subprocess.Popen([sys.executable, "-c", c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for k, c in commands.items()
+    }
+    out = {}
+    for k, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+        out[k] = stdout.strip()
+    assert out["images"] == "['bayesdrop.reproduce._common', 'bayesdrop.reproduce.images']"
+    assert "bayesdrop.reproduce.images" not in out["experiments"]

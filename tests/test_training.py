@@ -4,7 +4,11 @@ Concrete dropout, regression heads, evaluation through the engine."""
 from __future__ import annotations
 
 import math
+import pickle
+import random
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -14,6 +18,7 @@ from torch.utils.data import TensorDataset
 
 import bayesdrop as bd
 from bayesdrop.training import (
+    EpochStats,
     evaluate_model,
     fit,
     load_checkpoint,
@@ -196,3 +201,109 @@ def test_checkpoint_helpers_and_devices(tmp_path) -> None:
     a = torch.rand(3)
     seed_everything(5)
     assert torch.equal(a, torch.rand(3))
+
+
+# ------------------------------------------------------------------ checkpoints are plain data
+def _write_marker(path: str) -> None:
+    Path(path).write_text("unpickling ran code")
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickling this calls _write_marker(marker): what a tampered model.pt could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (_write_marker, (self.marker,))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("writer", ["torch.save", "torch.save legacy format", "pickle.dump"])
+def test_load_checkpoint_refuses_pickled_objects_and_runs_nothing(tmp_path, writer: str) -> None:
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_RunsCodeWhenUnpickled(probe)))  # the payload is live:
+    assert probe.is_file()  # a plain unpickler runs it
+    marker = tmp_path / "marker"
+    state = {"model": {"w": torch.zeros(2)}, "extra": _RunsCodeWhenUnpickled(marker)}
+    path = tmp_path / "model.pt"
+    if writer == "torch.save":
+        torch.save(state, path)
+    elif writer == "torch.save legacy format":
+        torch.save(state, path, _use_new_zipfile_serialization=False)
+    else:
+        path.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    with pytest.raises(bd.BayesdropError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert repr(str(path)) in message  # names the file
+    assert "holds something other than weights and plain data" in message
+    assert "not loaded, for safety" in message
+    assert "_write_marker" in message  # and what it refers to
+    assert not marker.exists()
+
+
+def test_save_checkpoint_refuses_what_load_checkpoint_cannot_read(tmp_path) -> None:
+    stats = EpochStats(epoch=1, train_loss=0.5, lr=1e-3, seconds=0.1)
+    with pytest.raises(bd.BayesdropError, match=r"type EpochStats at state\['history'\]\[0\]"):
+        save_checkpoint(tmp_path / "s.pt", {"history": [stats]})
+    with pytest.raises(bd.BayesdropError, match=r"type int64 at state\['n'\]"):
+        save_checkpoint(tmp_path / "s.pt", {"n": np.int64(3)})
+    assert not list(tmp_path.iterdir())  # nothing written
+    plain = {"model": _net().state_dict(), "history": [stats.__dict__], "shape": torch.Size([2]), "none": None}
+    assert load_checkpoint(save_checkpoint(tmp_path / "s.pt", plain))["history"] == [stats.__dict__]
+
+
+@pytest.mark.parametrize(("optimizer", "schedule"), [("adam", "cosine"), ("sgd", "step")])
+def test_fit_checkpoints_load_with_weights_only(tmp_path, optimizer: str, schedule: str) -> None:
+    ckpt = tmp_path / "ck.pt"
+    fit(bd.wrap(_net()), _blobs(64), val_data=_blobs(30, seed=1), epochs=2, batch_size=32,
+        optimizer=optimizer, schedule=schedule, checkpoint=ckpt)  # fmt: skip
+    state = torch.load(ckpt, weights_only=True)
+    assert [e["epoch"] for e in state["history"]] == [1, 2] and state["best_state"] is not None
+    again = fit(bd.wrap(_net()), _blobs(64), val_data=_blobs(30, seed=1), epochs=3, batch_size=32,
+                optimizer=optimizer, schedule=schedule, checkpoint=ckpt)  # fmt: skip
+    assert again.resumed_from == 2 and len(again.epochs) == 3
+
+
+# ------------------------------------------------------------------ no process-wide side effects
+def _global_states() -> tuple:
+    return torch.get_rng_state(), random.getstate(), np.random.get_state()
+
+
+def _assert_same_states(a: tuple, b: tuple) -> None:
+    assert torch.equal(a[0], b[0]), "torch's global RNG state changed"
+    assert a[1] == b[1], "Python's random state changed"
+    assert a[2][0] == b[2][0] and np.array_equal(a[2][1], b[2][1]) and a[2][2:] == b[2][2:], "NumPy's state changed"
+
+
+def test_fit_leaves_the_callers_global_random_state_alone() -> None:
+    data, val = _blobs(96), _blobs(30, seed=1)
+    mc, other = bd.wrap(_net(p=0.3)), bd.wrap(_net(p=0.3))  # (_net seeds the initialisation)
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    before = _global_states()
+    fit(mc, data, val_data=val, epochs=2, batch_size=32, seed=4)
+    _assert_same_states(before, _global_states())
+
+    def stop(e) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # also when training ends with an exception
+        fit(other, data, epochs=2, batch_size=32, callback=stop)
+    _assert_same_states(before, _global_states())
+
+
+def test_fit_repeats_its_numbers_from_its_seed_whatever_the_global_state() -> None:
+    data = _blobs(96)
+
+    def train(fit_seed: int, global_seed: int) -> list[torch.Tensor]:
+        mc = bd.wrap(_net(p=0.3))
+        torch.manual_seed(global_seed)  # the caller's global state differs between runs
+        fit(mc, data, epochs=2, batch_size=32, lr=1e-2, seed=fit_seed)
+        return _params(mc)
+
+    reference = train(5, global_seed=1)
+    assert all(torch.equal(u, v) for u, v in zip(reference, train(5, global_seed=2), strict=True))
+    assert not all(torch.equal(u, v) for u, v in zip(reference, train(6, global_seed=1), strict=True))

@@ -39,17 +39,31 @@ FROZEN_LAYERS: tuple[type[nn.Module], ...] = (
 )
 
 
+def flag_plan(model: nn.Module, train: bool, held_in_eval: frozenset[str] = frozenset()) -> list:
+    """``[(module, training flag while sampling)]`` for every module of ``model``."""
+    return [
+        (module, train and not isinstance(module, FROZEN_LAYERS) and name not in held_in_eval)
+        for name, module in model.named_modules()
+    ]
+
+
 @contextlib.contextmanager
-def sampling_flags(model: nn.Module, train: bool, held_in_eval: frozenset[str] = frozenset()) -> Iterator[None]:
-    """Training flags for sampling (``train``), or eval mode for every module; restored on exit."""
-    saved = [(m, m.training) for m in model.modules()]
+def sampling_flags(
+    model: nn.Module, train: bool, held_in_eval: frozenset[str] = frozenset(), plan: list | None = None
+) -> Iterator[None]:
+    """Training flags for sampling (``train``), or eval mode for every module; restored on exit.
+    ``plan``: a precomputed ``flag_plan`` of the same arguments."""
+    plan = flag_plan(model, train, held_in_eval) if plan is None else plan
+    # `training` is a plain attribute of every nn.Module: set it directly, without the cost of
+    # nn.Module.__setattr__ (this runs twice per predict over every module of the model).
+    saved = [(module.__dict__, module.training) for module, _ in plan]
     try:
-        for name, module in model.named_modules():
-            module.training = train and not isinstance(module, FROZEN_LAYERS) and name not in held_in_eval
+        for module, flag in plan:
+            module.__dict__["training"] = flag
         yield
     finally:
-        for module, flag in saved:
-            module.training = flag
+        for attributes, flag in saved:
+            attributes["training"] = flag
 
 
 @dataclass(frozen=True)
@@ -121,15 +135,14 @@ class ModulePrefixCache:
 
     _MISSING = object()
 
-    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
-        self.model, self.names = model, names
+    def __init__(self, model: nn.Module, names: tuple[str, ...], modules: dict[str, nn.Module]) -> None:
+        self.model, self.names, self.modules = model, names, modules
 
     @contextlib.contextmanager
     def installed(self, size: int, store: dict) -> Iterator[Callable[[int, object], None]]:
         """Install on the model's modules; yields ``start_forward(n, mode)`` to call before each
         chunk's forward pass, with the chunk's ``StochasticMode``."""
-        modules = dict(self.model.named_modules())
-        constants = {id(t) for t in self.model.parameters()} | {id(t) for t in self.model.buffers()}
+        modules = self.modules
         state = {"n": 1, "counts": {}, "mode": None}
         saved: list[tuple[nn.Module, object]] = []
 
@@ -147,7 +160,12 @@ class ModulePrefixCache:
                 else:
 
                     def first_block(v):
-                        if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n * size and id(v) not in constants:
+                        if (
+                            isinstance(v, Tensor)
+                            and v.dim() > 0
+                            and v.shape[0] == n * size
+                            and not isinstance(v, nn.Parameter)
+                        ):
                             return v[:size]
                         return v
 

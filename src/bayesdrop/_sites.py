@@ -82,6 +82,10 @@ _RANDOM_FUNCTIONS = frozenset(
         Tensor.log_normal_,
     }
 )
+_SPECIAL = frozenset(_DROPOUT_FUNCTIONS) | frozenset(_WEIGHT_FUNCTIONS) | _RANDOM_FUNCTIONS | {
+    F.multi_head_attention_forward,
+    F.scaled_dot_product_attention,
+}
 _SELU_ALPHA = 1.7580993408473766  # -SELU's negative saturation, as in torch's alpha dropout
 
 
@@ -107,11 +111,12 @@ class SitePlan:
     weight_kind: SiteKind | None = None  # WEIGHT (dropconnect) or LAYER_INPUT
     catch_dropout_calls: bool = True
 
-    def weight_ids(self, model: nn.Module) -> dict[int, str]:
-        """``id(weight) -> layer name`` of the model as it is now (after copies or re-loading)."""
+    def weight_ids(self, model: nn.Module, modules: Mapping[str, nn.Module] | None = None) -> dict[int, str]:
+        """``id(weight) -> layer name`` of the model as it is now (after copies or re-loading
+        the weights are new objects; the names stay). ``modules``: ``dict(model.named_modules())``."""
         if not self.weight_layers:
             return {}
-        modules = dict(model.named_modules())
+        modules = dict(model.named_modules()) if modules is None else modules
         return {id(modules[name].weight): name for name in self.weight_layers if name in modules}
 
     def rate(self, site_p: float) -> float:
@@ -231,20 +236,24 @@ class StochasticMode(TorchFunctionMode):
             return x * (keep_f * a) + (keep_f - 1.0) * (_SELU_ALPHA * a) + _SELU_ALPHA * a * p
         if p >= 1.0:
             return x * 0.0
-        return torch.where(keep, x * (1.0 / (1.0 - p)), torch.zeros((), dtype=x.dtype, device=x.device))
+        return x.mul(keep).mul_(1.0 / (1.0 - p))
 
     # -- dispatch ------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        # Every torch call of the forward pass comes through here: one dict look-up for the rest.
+        if func not in _SPECIAL:
+            return func(*args, **kwargs) if kwargs else func(*args)
         kwargs = kwargs or {}
         kind = _DROPOUT_FUNCTIONS.get(func)
         catch = self.plan.catch_dropout_calls
         if kind is not None:
             # Under DropConnect the model's own dropout is off (training flags may be on).
             return self._dropout_call(func, kind, args, kwargs) if catch else _arg(args, kwargs, 0, "input", None)
-        if func in _WEIGHT_FUNCTIONS and self.weight_ids:
+        if func in _WEIGHT_FUNCTIONS:
             weight = _arg(args, kwargs, 1, "weight", None)
             if weight is not None and id(weight) in self.weight_ids:
                 return self._weight_call(func, args, kwargs)
+            return func(*args, **kwargs)
         if func is F.multi_head_attention_forward:
             if catch:
                 return self._mha_call(func, args, kwargs)
@@ -254,7 +263,7 @@ class StochasticMode(TorchFunctionMode):
                 return self._sdpa_call(func, args, kwargs)
             args, kwargs = _without_attention_dropout(args, kwargs)
             return func(*args, **kwargs)
-        if self.random_calls is not None and func in _RANDOM_FUNCTIONS:
+        if self.random_calls is not None:  # a random draw bayesdrop does not control (probe only)
             where = self.module_stack[-1] if self.module_stack else "<forward>"
             self.random_calls.append((getattr(func, "__name__", str(func)), where))
         return func(*args, **kwargs)

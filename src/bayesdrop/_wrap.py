@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from . import _split
 from ._engine import Batch, ClassificationReducer, RegressionReducer, run_samples
 from ._errors import BayesdropError, BayesdropWarning, expected
-from ._modules import CallRecorder, ModulePrefixCache, prefix_modules, sampling_flags
+from ._modules import CallRecorder, ModulePrefixCache, flag_plan, prefix_modules, sampling_flags
 from ._sites import _DROPOUT_FUNCTIONS, Method, SiteCall, SiteKind, SitePlan, StochasticMode, TorchNoise
 from .layers import ConcreteDropout
 from .outputs import CLASSIFICATION_OUTPUTS, PAIR_OUTPUTS, REGRESSION_OUTPUTS, Output, Selector, select
@@ -132,6 +132,8 @@ class _Runtime:
         self.route: _Route | None = None
         self.bytes_per_row: collections.OrderedDict = collections.OrderedDict()
         self.warned: set[str] = set()
+        self.modules: dict[str, nn.Module] = {}  # the model's named modules, as probed
+        self.flags: list = []  # flag_plan of the sampling flags
 
 
 def _static_dropout_sites(model: nn.Module) -> int:
@@ -368,6 +370,8 @@ class MCModel(nn.Module):
         runtime.held_in_eval = held
         runtime.sites = record
         plan = dataclasses.replace(self._base_plan, active=self._choose_active(record))
+        runtime.modules = dict(model.named_modules())
+        runtime.flags = flag_plan(model, self.mode is Mode.TRAIN, held)
         runtime.plan = plan
         runtime.route = self._decide_route(batch, plan, calls, held)
 
@@ -498,8 +502,8 @@ class MCModel(nn.Module):
         plan = runtime.plan
         budget = self._budget(batch)
         settings = self._settings
-        with sampling_flags(model, self.mode is Mode.TRAIN, runtime.held_in_eval):
-            weight_ids = plan.weight_ids(model)
+        with sampling_flags(model, self.mode is Mode.TRAIN, runtime.held_in_eval, runtime.flags):
+            weight_ids = plan.weight_ids(model, runtime.modules)
             if route.kind == "fx":
                 split = route.split
                 with StochasticMode(plan, None, weight_ids=weight_ids):
@@ -524,7 +528,7 @@ class MCModel(nn.Module):
                     consume,
                 )
             if route.kind == "modules":
-                cache = ModulePrefixCache(model, route.prefix_modules)
+                cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules)
                 with cache.installed(batch.size, {}) as start_forward:
 
                     def forward(n, args, kwargs, mode):
@@ -552,9 +556,10 @@ class MCModel(nn.Module):
         return _DEFAULT_BUDGET_CPU
 
     def _device(self) -> torch.device | None:
-        for tensor in list(self.model.parameters()) + list(self.model.buffers()):
-            return tensor.device
-        return None
+        tensor = next(self.model.parameters(), None)
+        if tensor is None:
+            tensor = next(self.model.buffers(), None)
+        return None if tensor is None else tensor.device
 
     # -- prediction -------------------------------------------------------------------------------------
     def predict(

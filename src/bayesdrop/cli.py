@@ -444,11 +444,10 @@ def quickstart_dataset(data_dir: str | None = None) -> str:
         data.load_fashion_mnist("test", data_dir)
         return "fashion-mnist"
     except BayesdropError as err:
-        first = str(err).splitlines()[0]
-        print(
-            f"[bayesdrop] Fashion-MNIST not found ({first}); using scikit-learn's digits. "
-            "Install it with `apt-get install dataset-fashion-mnist`."
-        )
+        # the whole message: every place looked and how to get the data (its first line
+        # alone ends in "Looked in:" and lists none)
+        details = "\n".join(f"    {line}" for line in str(err).splitlines())
+        print(f"[bayesdrop] Fashion-MNIST not found; using scikit-learn's digits instead.\n{details}")
         return "digits"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .._errors import BayesdropError
 from .._io import atomic_open
 
-__all__ = ["cache_dir", "candidate_dirs", "digest_matches", "download_file"]
+__all__ = ["cache_dir", "candidate_dirs", "describe_dirs", "digest_matches", "download_file"]
 
 ENV_VAR = "BAYESDROP_DATA"
 
@@ -51,11 +51,17 @@ def candidate_dirs(
     return dirs
 
 
-def describe_dirs(dirs: Sequence[tuple[Path, str]]) -> str:
-    """One line per searched folder, for error messages."""
-    lines = [f"  - {path}  ({label})" for path, label in dirs]
+def describe_dirs(dirs: Sequence[tuple[Path, str]], name: str = "<name>") -> str:
+    """One line per searched folder, for error messages: every place looked, in search order,
+    each marked ``missing`` (no such folder) or ``exists`` (there, but without the files).
+
+    A multi-line text: callers print it whole (a first-line summary would drop the places).
+    """
+    lines = [f"  - {path}  ({label}; {'exists' if path.is_dir() else 'missing'})" for path, label in dirs]
     if not os.environ.get(ENV_VAR):
-        lines.append(f"  - ${ENV_VAR}/<name>  (${ENV_VAR} is not set)")
+        lines.append(f"  - ${ENV_VAR}/{name}  (${ENV_VAR} is not set)")
+    if not lines:  # pragma: no cover - candidate_dirs always yields the user cache
+        lines.append("  - (no folder to search)")
     return "\n".join(lines)
 
 

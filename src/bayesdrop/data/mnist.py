@@ -122,10 +122,12 @@ def _how_to_get(spec: _IdxSet) -> str:
     ways = []
     if spec.apt_package:
         ways.append(f"install the Debian/Ubuntu package: `sudo apt-get install {spec.apt_package}`")
+    loader = f"bayesdrop.data.load_{spec.name.replace('-', '_')}"
     ways += [
-        "put the IDX files (.gz or raw) in a folder and pass `root=<folder>`, or set "
-        f"`BAYESDROP_DATA=<dir>` with the files in `<dir>/{spec.name}/`",
-        f"download them into the user cache: `download=True` (CLI: `--download`), from {spec.mirrors[0]}",
+        "put the IDX files (.gz or raw) in a folder and pass `root=<folder>` (CLI: `--data-dir "
+        f"<folder>`), or set `BAYESDROP_DATA=<dir>` with the files in `<dir>/{spec.name}/`",
+        f"download them into the user cache ({cache_dir(spec.name)}) from Python: "
+        f'`{loader}("train", download=True)` and `{loader}("test", download=True)`, from {spec.mirrors[0]}',
     ]
     return "\n".join(f"  * {w}" for w in ways)
 
@@ -160,7 +162,7 @@ def _load_split(
     if found is None:
         raise BayesdropError(
             f"Could not find the {spec.title} {split} split ({img_stem}[.gz] and "
-            f"{lbl_stem}[.gz]). Looked in:\n{describe_dirs(dirs)}\nTo get the data:\n"
+            f"{lbl_stem}[.gz]). Looked in:\n{describe_dirs(dirs, spec.name)}\nTo get the data:\n"
             f"{_how_to_get(spec)}"
         )
     img_path, lbl_path = found

@@ -95,7 +95,7 @@ def load_co2(root: str | PathLike[str] | None = None) -> CO2Data:
             return CO2Data(as_col(tr[:, 0]), as_col(tr[:, 1]), as_col(te[:, 0]))
     raise BayesdropError(
         "Could not find the CO2 data (train.csv and test.csv). Looked in:\n"
-        f"{describe_dirs(dirs)}\nTo get the data: pass `root=<folder>` or set "
+        f"{describe_dirs(dirs, 'co2')}\nTo get the data: pass `root=<folder>` or set "
         f"`BAYESDROP_DATA=<dir>` with the files in `<dir>/co2/`; the series comes from the "
         "public repository yaringal/DropoutUncertaintyCaffeModels (co2 experiment)."
     )

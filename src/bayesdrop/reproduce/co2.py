@@ -31,7 +31,8 @@ from .._errors import expected
 from ..data import load_co2
 from ..models import RegressionMLP
 from ..training import fit, prior_weight_decay
-from .images import load_average, machine_description, write_text_atomic
+from ..training._utils import seeded
+from ._common import load_average, machine_description, write_text_atomic
 
 __all__ = ["CO2Result", "run_co2", "train_regression_net", "estimate_tau", "band_summary"]
 
@@ -100,8 +101,8 @@ def train_regression_net(
     """
     if not isinstance(steps, int) or steps < 1:
         raise expected("steps", "a positive integer", steps)
-    torch.manual_seed(seed)
-    model = RegressionMLP(x.shape[1], hidden=tuple(hidden), dropout=dropout, placement="hidden")
+    with seeded(seed, "cpu"):  # the initialisation, without touching the caller's global RNG
+        model = RegressionMLP(x.shape[1], hidden=tuple(hidden), dropout=dropout, placement="hidden")
     per_epoch = math.ceil(len(x) / batch_size)
     epochs = math.ceil(steps / per_epoch)
     fit(

@@ -31,7 +31,6 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -42,7 +41,8 @@ from .._errors import expected
 from ..data import load_fashion_mnist, load_ood_pair, subsample
 from ..models import LeNet5
 from ..training import fit
-from .images import load_average, machine_description, write_text_atomic
+from ..training._utils import seeded
+from ._common import load_average, machine_description, write_text_atomic
 
 __all__ = ["METHODS", "METRICS", "FashionStudyResult", "build_model", "run_fashion_study"]
 
@@ -189,8 +189,8 @@ def run_fashion_study(
         runs.append(("concrete", concrete_init))
     rows: list[dict[str, Any]] = []
     for method, rate in runs:
-        torch.manual_seed(seed)
-        model, mc = build_model(method, rate, n_train=len(train))
+        with seeded(seed, "cpu"):  # the initialisation, without touching the caller's global RNG
+            model, mc = build_model(method, rate, n_train=len(train))
         t1 = time.perf_counter()
         prior = {} if method == "concrete" else {"length_scale": _LENGTH_SCALE, "p": rate}
         fit(mc, train, epochs=epochs, batch_size=batch_size, lr=lr, device="cpu", seed=seed, **prior)

@@ -14,15 +14,14 @@ file) into ``--out``::
 - :mod:`bayesdrop.reproduce.fashion_study`: MC dropout vs DropConnect vs Gaussian vs Concrete
   dropout on Fashion-MNIST, over rates and numbers of samples, MNIST digits as OOD.
 
-This module also holds the small helpers the three share (atomic text files, the machine
-description, the data folder). matplotlib is imported only when a chart is drawn.
+The small helpers the three share (atomic text files, the machine description, the data
+folder) live in :mod:`bayesdrop.reproduce._common`, which the three import instead of this
+command-line module. matplotlib is imported only when a chart is drawn.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
 import sys
 import time
@@ -32,50 +31,10 @@ from pathlib import Path
 import torch
 
 from .._errors import expected
-from .._io import atomic_open
+from ._common import default_data_root, machine_description, write_text_atomic
 
+# the helpers are re-exported for code that imported them from here before they moved
 __all__ = ["main", "write_text_atomic", "machine_description", "default_data_root"]
-
-_REPO = Path(__file__).resolve().parents[3]
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename).
-
-    Creates missing parent folders. Returns the path written.
-    """
-    p = Path(path)
-    with atomic_open(p, "w") as f:
-        f.write(text)
-    return p
-
-
-def machine_description() -> str:
-    """One line naming the CPU architecture, cores, torch version and torch threads."""
-    cores = os.cpu_count() or 0
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"{platform.machine()} ({cpu}), {cores} CPU cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
-    )
-
-
-def load_average() -> str:
-    """The 1-minute load average as text ("n/a" where the OS has none)."""
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except (AttributeError, OSError):  # pragma: no cover - not on every OS
-        return "n/a"
-
-
-def default_data_root() -> Path | None:
-    """The project's shared data folder (``$BAYESDROP_SHARED_DATA`` or ``../shared/data``).
-
-    None when it does not exist; the loaders then search their usual places.
-    """
-    env = os.environ.get("BAYESDROP_SHARED_DATA")
-    candidate = Path(env) if env else _REPO.parent / "shared" / "data"
-    return candidate if candidate.is_dir() else None
 
 
 def command_line(argv: Sequence[str] | None) -> str:

@@ -30,7 +30,8 @@ from .._errors import BayesdropError, expected
 from ..data import load_mnist_test_split, rotation_series
 from ..models import LeNet5
 from ..training import fit
-from .images import load_average, machine_description, write_text_atomic
+from ..training._utils import seeded
+from ._common import load_average, machine_description, write_text_atomic
 
 __all__ = [
     "RotatedDigitResult",
@@ -178,8 +179,8 @@ def run_rotated_digit(
             raise expected("train_size", f"an int in [1, {len(x_train)}] or None", train_size)
         x_train, y_train = x_train[:train_size], y_train[:train_size]
 
-    torch.manual_seed(seed)
-    model = LeNet5(dropout=0.5, placement="last")
+    with seeded(seed, "cpu"):  # the initialisation, without touching the caller's global RNG
+        model = LeNet5(dropout=0.5, placement="last")
     mc = bd.wrap(model)
     fit(
         mc,

@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import BayesdropError, expected
-from .._io import atomic_open
+from ._common import write_text_atomic
 
 __all__ = [
     "PUBLISHED",
@@ -810,11 +810,6 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_open(path, "w") as fh:
-        fh.write(text)
-
-
 def write_results(
     out: str | Path,
     new: Sequence[dict[str, Any]],
@@ -845,11 +840,11 @@ def write_results(
             results.setdefault("estimates", {}).setdefault(est["setting"], {})[est["dataset"]] = est
         for run in table_runs:  # the elapsed time of a whole table, per setting (latest kept)
             results.setdefault("table_runs", {})[run["setting"]] = run
-        _atomic_write(path, json.dumps(results, indent=1, sort_keys=False) + "\n")
+        write_text_atomic(path, json.dumps(results, indent=1, sort_keys=False) + "\n")
         notes_path = out / "uci_notes.md"
         if notes_path.is_file():
             results = {**results, "notes": [notes_path.read_text(encoding="utf-8")]}
-        _atomic_write(out / "uci.md", render_markdown(results))
+        write_text_atomic(out / "uci.md", render_markdown(results))
     return results
 
 

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._errors import BayesdropError, expected
-from ._utils import load_checkpoint, prior_weight_decay, resolve_device, save_checkpoint
+from ._utils import load_checkpoint, prior_weight_decay, resolve_device, save_checkpoint, seeded
 
 __all__ = ["EpochStats", "History", "Evaluation", "fit", "evaluate_model", "dataset_targets", "network"]
 
@@ -209,9 +209,10 @@ def fit(
     (regression); when the model holds ``bd.ConcreteDropout`` layers,
     ``bd.concrete_regularization(model)`` is added to it.
 
-    Training is reproducible: epoch ``e`` reseeds torch and the shuffling from ``(seed, e)``, so
-    an interrupted run resumed from its checkpoint ends with the same weights as an
-    uninterrupted one.
+    Training is reproducible: epoch ``e`` seeds the shuffling and torch's generators (the
+    dropout noise) from ``(seed, e)``, so an interrupted run resumed from its checkpoint ends
+    with the same weights as an uninterrupted one. The caller's global random state is left as
+    it was (the seeding is scoped to each epoch and undone after it).
 
     Args:
         mc: the wrapped model (an ``nn.Module`` with ``predict_loader`` for validation).
@@ -312,52 +313,56 @@ def fit(
     for epoch in range(start, epochs):
         if history.stopped_early:
             break
-        t0 = time.perf_counter()
         eseed = _epoch_seed(seed, epoch)
-        torch.manual_seed(eseed)
-        loader = _loader(train_data, batch_size, True, eseed, num_workers)
-        batches: Any = loader
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        # The epoch's noise comes from torch's global generator (dropout in forward), seeded
+        # from (seed, epoch) and restored afterwards: the caller's global state is left alone.
+        with seeded(eseed, dev):
+            t0 = time.perf_counter()
+            loader = _loader(train_data, batch_size, True, eseed, num_workers)
+            batches: Any = loader
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
 
-            bar = batches = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
-        mc.train()
-        total, count = 0.0, 0
-        lr_now = opt.param_groups[0]["lr"]
-        for x, y in batches:
-            x, y = x.to(dev), y.to(dev)
-            loss = _data_loss(mc(x), y, task, output)
-            if concrete:
-                loss = loss + _concrete_penalty(mc)
-            if not torch.isfinite(loss):
-                raise BayesdropError(
-                    f"The training loss became {loss.item()} at epoch {epoch + 1}: lower `lr` or check the data."
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(x)
-            count += len(x)
+                bar = batches = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False)
+            mc.train()
+            total, count = 0.0, 0
+            lr_now = opt.param_groups[0]["lr"]
+            for x, y in batches:
+                x, y = x.to(dev), y.to(dev)
+                loss = _data_loss(mc(x), y, task, output)
+                if concrete:
+                    loss = loss + _concrete_penalty(mc)
+                if not torch.isfinite(loss):
+                    raise BayesdropError(
+                        f"The training loss became {loss.item()} at epoch {epoch + 1}: lower `lr` or check the data."
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(x)
+                count += len(x)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{total / count:.4f}")
             if bar is not None:
-                bar.set_postfix(loss=f"{total / count:.4f}")
-        if bar is not None:
-            bar.close()
-        if sched is not None:
-            sched.step()
-        stats = EpochStats(epoch=epoch + 1, train_loss=total / max(count, 1), lr=lr_now, seconds=0.0)
-        if val_data is not None:
-            stats.val_loss, stats.val_accuracy = _validate(mc, val_data, task, max(batch_size, 256), val_samples, eseed)
-            if stats.val_loss < best_val:
-                best_val, bad_epochs, history.best_epoch = stats.val_loss, 0, epoch + 1
-                best_state = {k: v.detach().clone() for k, v in network(mc).state_dict().items()}
+                bar.close()
+            if sched is not None:
+                sched.step()
+            stats = EpochStats(epoch=epoch + 1, train_loss=total / max(count, 1), lr=lr_now, seconds=0.0)
+            if val_data is not None:
+                stats.val_loss, stats.val_accuracy = _validate(
+                    mc, val_data, task, max(batch_size, 256), val_samples, eseed
+                )
+                if stats.val_loss < best_val:
+                    best_val, bad_epochs, history.best_epoch = stats.val_loss, 0, epoch + 1
+                    best_state = {k: v.detach().clone() for k, v in network(mc).state_dict().items()}
+                else:
+                    bad_epochs += 1
+                    if patience is not None and bad_epochs >= patience:
+                        history.stopped_early = True
             else:
-                bad_epochs += 1
-                if patience is not None and bad_epochs >= patience:
-                    history.stopped_early = True
-        else:
-            history.best_epoch = epoch + 1
-        mc.train()
+                history.best_epoch = epoch + 1
+            mc.train()
         stats.seconds = time.perf_counter() - t0
         history.epochs.append(stats)
         if ckpt is not None:

@@ -1,0 +1,60 @@
+"""Helpers shared by the reproduction modules: atomic text files, the machine description,
+the load average, the shared data folder, and the scoped seeding of model initialisation.
+
+It imports nothing from the other ``bayesdrop.reproduce`` modules, so each of them (and the
+command lines ``bayesdrop.reproduce.images`` and ``bayesdrop.reproduce.uci``) imports it without
+an import cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from .._io import atomic_open
+
+__all__ = ["write_text_atomic", "machine_description", "load_average", "default_data_root"]
+
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    Creates missing parent folders. Returns the path written.
+    """
+    p = Path(path)
+    with atomic_open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def machine_description() -> str:
+    """One line naming the CPU architecture, cores, torch version and torch threads."""
+    cores = os.cpu_count() or 0
+    cpu = platform.processor() or platform.machine()
+    return (
+        f"{platform.machine()} ({cpu}), {cores} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
+    )
+
+
+def load_average() -> str:
+    """The 1-minute load average as text ("n/a" where the OS has none)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):  # pragma: no cover - not on every OS
+        return "n/a"
+
+
+def default_data_root() -> Path | None:
+    """The project's shared data folder (``$BAYESDROP_SHARED_DATA`` or ``../shared/data``).
+
+    None when it does not exist; the loaders then search their usual places.
+    """
+    env = os.environ.get("BAYESDROP_SHARED_DATA")
+    candidate = Path(env) if env else _REPO.parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
