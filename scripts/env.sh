@@ -15,17 +15,26 @@ WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing bayesdrop and its dependencies (first run only)" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  # torch with a matching torchvision (timm, in the integrations extra, imports torchvision).
+  if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-      "$VENV/bin/python" -m pip install -q torch >&2          # a GPU: the default (CUDA) build
+      "$VENV/bin/python" -m pip install -q torch torchvision >&2          # a GPU: the default (CUDA) build
     else
-      # No GPU: the CPU build. 2.13.0 is on this project's machines' local disk; elsewhere
-      # PyTorch's CPU index keeps the multi-GB CUDA build away.
-      "$VENV/bin/python" -m pip install -q "torch==2.13.0" >&2 2>/dev/null \
-        || "$VENV/bin/python" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu >&2
+      # No GPU: the CPU builds from PyTorch's CPU index; where that index cannot be reached (this
+      # project's machines reach only PyPI), the pair that lies on their local disk.
+      "$VENV/bin/python" -m pip install -q --timeout 10 --retries 0 torch torchvision \
+          --index-url https://download.pytorch.org/whl/cpu >&2 2>/dev/null \
+        || "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" >&2 \
+        || "$VENV/bin/python" -m pip install -q "torch==2.13.0" >&2
     fi
   fi
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[experiments,dev]" >&2
+  EXTRAS="experiments,dev"
+  if "$VENV/bin/python" -c "import torchvision" 2>/dev/null; then
+    EXTRAS="$EXTRAS,integrations"
+  else
+    echo "[setup] torchvision is missing: the integrations extra (timm, transformers) is skipped, and so are its tests" >&2
+  fi
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]" >&2
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -139,15 +139,18 @@ def run_samples(
     memory_budget: int,
     bytes_per_sample_hint: float | None,
     consume: Callable[[object, int], None],
+    scoped: bool = False,
 ) -> float | None:
     """Run ``forward`` on ``samples`` replicas of ``inputs`` and feed each chunk to ``consume``.
 
     Args:
-        forward: ``forward(n, args, kwargs, mode)`` runs the stochastic part of the model (its
-            tail, or the whole model) on ``n`` replicas under ``mode`` (the active
-            ``StochasticMode``) and returns the selected output.
+        forward: ``forward(n, args, kwargs, mode, entered)`` runs the stochastic part of the
+            model (its tail, or the whole model) on ``n`` replicas with ``mode`` (the chunk's
+            ``StochasticMode``, already entered if ``entered``) and returns the selected output.
         inputs: its inputs; the batch tensors are replicated sample-major along dim 0.
         consume: called with the chunk's output (tensors shaped ``(n, B, ...)``) and ``n``.
+        scoped: ``forward`` enters the mode itself, only where stochastic calls are made (the
+            measuring pass still runs wholly under it, to see every tensor).
 
     Returns:
         The measured peak bytes per sample (for sizing later chunks), the hint given, or None
@@ -161,7 +164,7 @@ def run_samples(
         mode = _PeakMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map, weight_ids=weight_ids)
         try:
             with mode:
-                out = forward(1, inputs.args, inputs.kwargs, mode)
+                out = forward(1, inputs.args, inputs.kwargs, mode, True)
             del out
             bytes_per_sample = float(max(mode.peak + inputs.batch_bytes(), 1))
         except Exception as error:  # noqa: BLE001 - an allocation failure here means: one at a time
@@ -176,8 +179,11 @@ def run_samples(
         try:
             args, kwargs = inputs.replicated(n)
             mode = StochasticMode(plan, CounterNoise(seed, stream, done, n), index_map=index_map, weight_ids=weight_ids)
-            with mode:
-                out = forward(n, args, kwargs, mode)
+            if scoped:
+                out = forward(n, args, kwargs, mode, False)
+            else:
+                with mode:
+                    out = forward(n, args, kwargs, mode, True)
             del args, kwargs
         except Exception as error:  # noqa: BLE001 - re-raised unless it is an OOM we can halve
             if not is_out_of_memory(error) or n == 1:

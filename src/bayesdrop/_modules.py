@@ -9,6 +9,8 @@
 - ``ModulePrefixCache``: the deterministic prefix cached at module boundaries, for models that
   ``torch.fx`` cannot trace: a module whose every call ends before the first active stochastic
   call computes once per ``predict`` on the un-replicated batch; its output is replicated.
+- ``ScopedModes``: the sampling mode entered only inside the modules that make stochastic
+  calls, so the rest of the network runs at full speed.
 
 Each of these changes attributes of the user's modules for the duration of one call, under the
 wrapper's lock; nothing process-wide is touched.
@@ -194,6 +196,66 @@ class ModulePrefixCache:
             yield start_forward
         finally:
             for module, previous in saved:
+                if previous is self._MISSING:
+                    del module.forward
+                else:
+                    module.forward = previous
+
+
+class ScopedModes:
+    """The chunk's ``StochasticMode`` entered only inside the modules that make stochastic calls.
+
+    A torch-function mode costs a Python call for every torch operation it sees; most of a
+    network (its matrix products, norms, activations) has no stochastic call. ``starts`` maps
+    each such module to the number of candidate calls made before each of its calls in the
+    probe, so its sites keep their numbers (and noise streams) without counting the rest.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, starts: dict[str, tuple[int, ...]], modules: dict[str, nn.Module]) -> None:
+        self.starts, self.modules = starts, modules
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Callable[[object, bool], None]]:
+        """Install on the model's modules; yields ``start_forward(mode, entered)`` to call before
+        each forward pass (``entered``: the mode is already active around the whole pass)."""
+        state = {"mode": None, "inside": False, "counts": {}}
+        saved: list[tuple[nn.Module, object]] = []
+
+        def make(name: str, original: Callable):
+            starts = self.starts[name]
+
+            def scoped_forward(*args, **kwargs):
+                position = state["counts"].get(name, 0)
+                state["counts"][name] = position + 1
+                if state["inside"]:
+                    return original(*args, **kwargs)
+                mode = state["mode"]
+                if position >= len(starts):
+                    raise RuntimeError(f"module {name} was called more often than in the probe")
+                mode.count = starts[position]
+                state["inside"] = True
+                try:
+                    with mode:
+                        return original(*args, **kwargs)
+                finally:
+                    state["inside"] = False
+
+            return scoped_forward
+
+        try:
+            for name in self.starts:
+                module = self.modules[name]
+                saved.append((module, module.__dict__.get("forward", self._MISSING)))
+                module.forward = make(name, module.forward)
+
+            def start_forward(mode, entered: bool) -> None:
+                state["mode"], state["inside"], state["counts"] = mode, entered, {}
+
+            yield start_forward
+        finally:
+            for module, previous in reversed(saved):
                 if previous is self._MISSING:
                     del module.forward
                 else:

@@ -9,6 +9,7 @@ same numbers. Bits come from NumPy's Philox generator, whose counter can be set 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -18,13 +19,28 @@ _MASK64 = (1 << 64) - 1
 _UINT32_PER_COUNTER = 8  # one Philox counter step yields 4 x uint64 = 8 x uint32
 _PARALLEL_THRESHOLD = 1 << 21  # uint32 values; below this one thread is faster
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_pool_pid = os.getpid()
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-    return _pool
+    """The thread pool for large masks: created on first use, per process (a forked child gets
+    its own; the parent's worker threads do not exist there)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _forget_pool_in_child() -> None:
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _philox_uint32(key: tuple[int, int], first_counter: int, n_counters: int) -> np.ndarray:
@@ -42,8 +58,9 @@ def uniform_bits(seed: int, stream: int, site: int, first_sample: int, n_samples
     key = (seed & _MASK64, ((stream & 0xFFFFFFFF) << 32 | (site & 0xFFFFFFFF)) & _MASK64)
     total = n_samples * counters_per_sample
     first = first_sample * counters_per_sample
-    workers = _executor()._max_workers
-    if total * _UINT32_PER_COUNTER < _PARALLEL_THRESHOLD or workers == 1 or n_samples < 2:
+    small = total * _UINT32_PER_COUNTER < _PARALLEL_THRESHOLD or n_samples < 2
+    workers = 1 if small else _executor()._max_workers
+    if small or workers == 1:
         bits = _philox_uint32(key, first, total)
     else:
         bounds = np.linspace(0, n_samples, min(workers, n_samples) + 1).astype(int)

@@ -82,10 +82,15 @@ _RANDOM_FUNCTIONS = frozenset(
         Tensor.log_normal_,
     }
 )
-_SPECIAL = frozenset(_DROPOUT_FUNCTIONS) | frozenset(_WEIGHT_FUNCTIONS) | _RANDOM_FUNCTIONS | {
-    F.multi_head_attention_forward,
-    F.scaled_dot_product_attention,
-}
+_SPECIAL = (
+    frozenset(_DROPOUT_FUNCTIONS)
+    | frozenset(_WEIGHT_FUNCTIONS)
+    | _RANDOM_FUNCTIONS
+    | {
+        F.multi_head_attention_forward,
+        F.scaled_dot_product_attention,
+    }
+)
 _SELU_ALPHA = 1.7580993408473766  # -SELU's negative saturation, as in torch's alpha dropout
 
 

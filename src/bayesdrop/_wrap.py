@@ -10,6 +10,7 @@ original.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from . import _split
 from ._engine import Batch, ClassificationReducer, RegressionReducer, run_samples
 from ._errors import BayesdropError, BayesdropWarning, expected
-from ._modules import CallRecorder, ModulePrefixCache, flag_plan, prefix_modules, sampling_flags
+from ._modules import CallRecorder, ModulePrefixCache, ScopedModes, flag_plan, prefix_modules, sampling_flags
 from ._sites import _DROPOUT_FUNCTIONS, Method, SiteCall, SiteKind, SitePlan, StochasticMode, TorchNoise
 from .layers import ConcreteDropout
 from .outputs import CLASSIFICATION_OUTPUTS, PAIR_OUTPUTS, REGRESSION_OUTPUTS, Output, Selector, select
@@ -120,6 +121,7 @@ class _Route:
     note: str
     split: _split.Split | None = None
     prefix_modules: tuple[str, ...] = ()
+    scopes: dict[str, tuple[int, ...]] | None = None  # see ScopedModes
 
 
 class _Runtime:
@@ -426,28 +428,50 @@ class MCModel(nn.Module):
             reasons.append("torch.fx takes positional tensors only")
         first_active = min(plan.active) if plan.active else 0
         names = prefix_modules(calls, first_active)
-        if not names:
-            return _Route(
-                "full",
-                f"full replication: the first stochastic call comes before any module returns (torch.fx: {reasons[0]})",
+        scopes = self._scopes(plan, calls)
+        if names:
+            route = _Route(
+                "modules",
+                f"prefix cached at module boundaries ({_short_list(names)} run once per input; torch.fx: {reasons[0]})",
+                prefix_modules=names,
+                scopes=scopes,
             )
-        route = _Route(
-            "modules",
-            f"prefix cached at module boundaries ({_short_list(names)} run once per input; torch.fx: {reasons[0]})",
-            prefix_modules=names,
-        )
-        problem = self._verify(batch, route)
-        if problem is None:
-            return route
-        reasons.append(problem)
-        note = "full replication: " + "; ".join(reasons)
-        self._warn_once(
-            "full",
-            f"bayesdrop: {type(self.model).__name__} is sampled by replicating the whole model, which costs about "
-            f"T full forward passes ({'; '.join(reasons)}). To compute the deterministic part once, make the model "
-            "traceable by torch.fx or keep the part before the first dropout in submodules; describe() repeats this.",
-        )
-        return _Route("full", note)
+            problem = self._verify(batch, route)
+            if problem is not None and scopes is not None:
+                route.scopes = None
+                problem = self._verify(batch, route)
+            if problem is None:
+                return route
+            reasons.append(problem)
+            note = "full replication: " + "; ".join(reasons)
+            self._warn_once(
+                "full",
+                f"bayesdrop: {type(self.model).__name__} is sampled by replicating the whole model, which costs "
+                f"about T full forward passes ({'; '.join(reasons)}). To compute the deterministic part once, make "
+                "the model traceable by torch.fx or keep the part before the first dropout in submodules; "
+                "describe() repeats this.",
+            )
+        else:
+            note = (
+                f"full replication: the first stochastic call comes before any module returns (torch.fx: {reasons[0]})"
+            )
+        route = _Route("full", note, scopes=scopes)
+        if scopes is not None and self._verify(batch, route) is not None:
+            route.scopes = None
+        return route
+
+    def _scopes(self, plan: SitePlan, calls) -> dict[str, tuple[int, ...]] | None:
+        """The modules that make stochastic calls, each with the candidate-call count at the start
+        of each of its calls in the probe; None when a call is made outside any submodule."""
+        if not plan.catch_dropout_calls:
+            return None  # DropConnect: the model's own dropout calls must be seen to be switched off
+        weight_kinds = (SiteKind.WEIGHT, SiteKind.LAYER_INPUT)
+        names = {
+            s.where for s in self._runtime.sites if (s.p > 0 if s.kind not in weight_kinds else s.index in plan.active)
+        }
+        if not names or "<forward>" in names:
+            return None
+        return {name: tuple(c.start for c in calls if c.name == name) for name in sorted(names)}
 
     def _fx_route(self, batch: Batch, plan: SitePlan, held: frozenset[str]) -> _Route:
         try:
@@ -510,7 +534,7 @@ class MCModel(nn.Module):
                     boundary = split.prefix(*batch.args)
                 inputs = Batch(tuple(boundary), {}, batch.size)
 
-                def forward(n, args, kwargs, mode):
+                def forward(n, args, kwargs, mode, entered):
                     return select(split.tail(*args), settings.select, settings.output)
 
                 return run_samples(
@@ -527,24 +551,36 @@ class MCModel(nn.Module):
                     hint,
                     consume,
                 )
-            if route.kind == "modules":
-                cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules)
-                with cache.installed(batch.size, {}) as start_forward:
+            with contextlib.ExitStack() as stack:
+                start_cache = start_scopes = None
+                if route.prefix_modules:
+                    cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules)
+                    start_cache = stack.enter_context(cache.installed(batch.size, {}))
+                if route.scopes is not None:
+                    start_scopes = stack.enter_context(ScopedModes(route.scopes, runtime.modules).installed())
 
-                    def forward(n, args, kwargs, mode):
-                        start_forward(n, mode)
-                        return select(model(*args, **kwargs), settings.select, settings.output)
+                def forward(n, args, kwargs, mode, entered):
+                    if start_cache is not None:
+                        start_cache(n, mode)
+                    if start_scopes is not None:
+                        start_scopes(mode, entered)
+                    return select(model(*args, **kwargs), settings.select, settings.output)
 
-                    return run_samples(
-                        forward, batch, plan, None, weight_ids, samples, seed, stream, chunk, budget, hint, consume
-                    )
-
-            def forward(n, args, kwargs, mode):
-                return select(model(*args, **kwargs), settings.select, settings.output)
-
-            return run_samples(
-                forward, batch, plan, None, weight_ids, samples, seed, stream, chunk, budget, hint, consume
-            )
+                return run_samples(
+                    forward,
+                    batch,
+                    plan,
+                    None,
+                    weight_ids,
+                    samples,
+                    seed,
+                    stream,
+                    chunk,
+                    budget,
+                    hint,
+                    consume,
+                    scoped=route.scopes is not None,
+                )
 
     def _budget(self, batch: Batch) -> int:
         if self.memory_budget is not None:

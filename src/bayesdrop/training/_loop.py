@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._errors import BayesdropError, expected
+from ..outputs import Selector, log_probs, mean_variance, select
 from ._utils import load_checkpoint, prior_weight_decay, resolve_device, save_checkpoint, seeded
 
 __all__ = ["EpochStats", "History", "Evaluation", "fit", "evaluate_model", "dataset_targets", "network"]
@@ -106,30 +107,19 @@ def _loader(data: Dataset, batch_size: int, shuffle: bool, seed: int, workers: i
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=workers)
 
 
-def _data_loss(out: Any, y: Tensor, task: str, output: str) -> Tensor:
+def _data_loss(out: Any, y: Tensor, task: str, output: str, selector: Selector = None) -> Tensor:
+    """Training loss of a model's raw output, read as MC sampling reads it (``bayesdrop.outputs``)."""
+    value = select(out, selector, output)
     if task == "classification":
-        if isinstance(out, tuple):
-            raise BayesdropError("A classification model must return one tensor of scores.")
         y = y.long()
-        if output == "logits":
-            return F.cross_entropy(out, y)
-        log_probs = out if output == "log_probs" else out.clamp_min(1e-12).log()
-        return F.nll_loss(log_probs, y)
-    if output == "mean":
-        if isinstance(out, tuple):
-            raise BayesdropError(
-                "The model returned a tuple: pass output='mean_var' or 'mean_logvar' for a "
-                "regression model with a variance head."
-            )
-        return F.mse_loss(out, y.reshape(out.shape).to(out.dtype))
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise BayesdropError(
-            f"Expected the model to return a (mean, variance) tuple for output={output!r}, but "
-            f"got {type(out).__name__}."
-        )
-    mean, second = out
-    var = second.exp() if output == "mean_logvar" else second
-    return F.gaussian_nll_loss(mean, y.reshape(mean.shape).to(mean.dtype), var, full=True)
+        if output == "logits" and isinstance(value, Tensor):
+            return F.cross_entropy(value, y)
+        return F.nll_loss(log_probs(value, output), y)
+    mean, var = mean_variance(value, output)
+    target = y.reshape(mean.shape).to(mean.dtype)
+    if var is None:
+        return F.mse_loss(mean, target)
+    return F.gaussian_nll_loss(mean, target, var, full=True)
 
 
 def network(mc: nn.Module) -> nn.Module:
@@ -330,7 +320,7 @@ def fit(
             lr_now = opt.param_groups[0]["lr"]
             for x, y in batches:
                 x, y = x.to(dev), y.to(dev)
-                loss = _data_loss(mc(x), y, task, output)
+                loss = _data_loss(mc(x), y, task, output, getattr(mc, "select", None))
                 if concrete:
                     loss = loss + _concrete_penalty(mc)
                 if not torch.isfinite(loss):
