@@ -172,18 +172,37 @@ def bert_last_layer_case():
     return model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
+def interleaved(functions: dict, repeats: int) -> dict:
+    """Median time of each function, measured in alternation (a busy machine slows them alike)."""
+    times = {name: [] for name in functions}
+    for fn in functions.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def measure(name, model, inputs, options, samples, repeats):
     with torch.no_grad():
         forward = median_time(lambda: _call(model, inputs), repeats * 3)
-    naive = median_time(lambda: naive_loop(model, inputs, samples), repeats)
-    plain = median_time(lambda: plain_replication(model, inputs, samples), repeats)
+    naive = median_time(lambda: naive_loop(model, inputs, samples), max(3, repeats // 3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         mc = bd.wrap(model, **options)
         start = time.perf_counter()
         mc.predict(inputs, samples=samples, seed=0)
         first = time.perf_counter() - start
-    steady = median_time(lambda: mc.predict(inputs, samples=samples, seed=0), repeats)
+    timed = interleaved(
+        {
+            "plain": lambda: plain_replication(model, inputs, samples),
+            "steady": lambda: mc.predict(inputs, samples=samples, seed=0),
+        },
+        repeats,
+    )
+    plain, steady = timed["plain"], timed["steady"]
     route = next(line for line in mc.describe().splitlines() if line.startswith("sampling:"))
     return {
         "model": name,
@@ -207,7 +226,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats = 3 if args.quick else 7
+    repeats = 3 if args.quick else 15
     rows = []
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
 import re
 from pathlib import Path
@@ -22,6 +23,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything a block writes stays out of the repository
     namespace: dict = {}
     for number, block in enumerate(blocks, 1):
+        if "from transformers import" in block and importlib.util.find_spec("transformers") is None:
+            continue  # the integrations extra is not installed here
         try:
             exec(compile(block, f"README.md python block {number}", "exec"), namespace)
         except Exception as error:  # noqa: BLE001

@@ -514,7 +514,7 @@ class MCModel(nn.Module):
         )
         return None if same else "the split model disagreed with the full model on the input"
 
-    def _sample_raw(self, batch: Batch, route: _Route, samples: int = 3, seed: int = 12345, chunk=None) -> object:
+    def _sample_raw(self, batch: Batch, route: _Route, samples: int = 2, seed: int = 12345, chunk=None) -> object:
         """``samples`` raw outputs ``(samples, B, ...)``, computed in chunks of ``chunk``."""
         outputs: list = []
         self._run(batch, route, samples, seed, 0, chunk or samples, lambda out, n: outputs.append(out))

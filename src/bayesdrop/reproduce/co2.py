@@ -128,7 +128,8 @@ def estimate_tau(model: nn.Module, x: Tensor, y: Tensor, samples: int = 100, see
         model: the trained network; x: ``(N, 1)`` and y: ``(N, 1)`` its training data.
         samples: MC samples of the mean.
     """
-    pred = bd.wrap(model, task="regression").predict(x, samples=samples, seed=seed)
+    # Only the MC mean is used here: tau=1.0 is a placeholder (it would set the aleatoric part).
+    pred = bd.wrap(model, task="regression", tau=1.0).predict(x, samples=samples, seed=seed)
     mse = float(((pred.mean - y) ** 2).mean())
     return 1.0 / max(mse, 1e-12)
 

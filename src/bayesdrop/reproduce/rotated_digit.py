@@ -105,7 +105,8 @@ def rotation_samples(
     """
     if not isinstance(images, Tensor) or images.ndim != 4:
         raise expected("images", "a tensor of shape (S, C, H, W)", getattr(images, "shape", images))
-    raw = bd.wrap(model, task="regression").predict(images, samples=samples, seed=seed, keep_samples=True)
+    # The raw logit samples (read as a regression output; tau=1.0 is a placeholder, not used).
+    raw = bd.wrap(model, task="regression", tau=1.0).predict(images, samples=samples, seed=seed, keep_samples=True)
     pred = bd.wrap(model, task="classification").predict(images, samples=samples, seed=seed, keep_samples=True)
     return raw.samples, pred
 
