@@ -190,6 +190,8 @@ def test_bert_last_layer_caches_the_encoder_and_equals_full_replication():
     got = mc.predict(batch, samples=12, seed=4, keep_samples=True, chunk_size=5)
     assert [s.where for s in mc.active_sites] == ["dropout"]  # the classifier's dropout only
     assert "module boundaries (bert run once per input" in mc.describe()
+    # the encoder's hidden states are not read by the classifier: only the pooled output is copied
+    assert mc._runtime.route.used == {("bert", 0): (False, True)}
     full = bd.wrap(model, last_layer=True)
     full.predict(batch, samples=1)
     force_full_replication(full)

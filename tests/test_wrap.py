@@ -404,3 +404,42 @@ def test_gaussian_training_forward_with_p_only_perturbs_dropout_sites():
     active = mc.active_sites
     assert [s.function for s in active] == ["dropout"]  # not the Linear inputs
     assert not torch.equal(mc(x), mc(x))
+
+
+class _TwoOutputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h, h * 2.0  # the second output is read only through its shape
+
+
+class _ReadsSecondOutput(nn.Module):
+    def __init__(self, read_shape: bool):
+        super().__init__()
+        self.encoder, self.drop, self.head = _TwoOutputs(), nn.Dropout(0.3), nn.Linear(8, 2)
+        self.read_shape = read_shape
+
+    def forward(self, x):
+        if x.sum() > 1e9:  # torch.fx cannot trace this
+            return x
+        h, second = self.encoder(x)
+        rows = second.shape[0] if self.read_shape else h.shape[0]  # a batch size read off a tensor
+        return self.head(self.drop(h)).reshape(rows, 2)
+
+
+@pytest.mark.parametrize("read_shape", [True, False])
+def test_prefix_outputs_nothing_reads_are_not_replicated(read_shape):
+    model = _ReadsSecondOutput(read_shape).eval()
+    mc = bd.wrap(model)
+    x = torch.randn(3, 4)
+    got = mc.predict(x, samples=6, seed=0, keep_samples=True, chunk_size=2)
+    route = mc._runtime.route
+    # Reading a shape is a torch operation too: that output must be (and is) replicated.
+    assert route.kind == "modules" and route.used == {("encoder", 0): (True, read_shape)}
+    full = bd.wrap(model)
+    full.predict(x, samples=1)
+    force_full_replication(full)
+    torch.testing.assert_close(got.samples, full.predict(x, samples=6, seed=0, keep_samples=True).samples)

@@ -99,7 +99,14 @@ class _PeakMode(StochasticMode):
         super().__init__(*args, **kwargs)
         self.live = 0
         self.peak = 0
+        self.paused = False  # while a cached prefix computes: its memory is not per-sample work
         self._storages: dict[int, list[int]] = {}  # data_ptr -> [bytes, tensors alive]
+
+    def hold(self, nbytes: int) -> None:
+        """Count ``nbytes`` per sample that the pass holds without creating them as it runs (the
+        replicated outputs of a cached prefix, which a one-sample pass does not copy)."""
+        self.live += nbytes
+        self.peak = max(self.peak, self.live + self.extra_bytes)
 
     def _release(self, pointer: int) -> None:
         entry = self._storages.get(pointer)
@@ -112,6 +119,8 @@ class _PeakMode(StochasticMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = super().__torch_function__(func, types, args, kwargs)
+        if self.paused:
+            return result
         for value in result if isinstance(result, (tuple, list)) else (result,):
             if isinstance(value, Tensor) and value.nelement():
                 storage = value.untyped_storage()

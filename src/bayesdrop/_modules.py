@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from torch import Tensor, nn
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from ._engine import replicate
 from .layers import ConcreteDropout
@@ -76,13 +76,15 @@ class ModuleCall:
     start: int  # candidate stochastic calls made before it started
     end: int  # ... and when it returned
     parent: int  # index of the enclosing call in the record, -1 for the root's forward
+    outputs: tuple[int | None, ...] = ()  # id() of each tensor leaf of its output (None: not a tensor)
+    ops_at_end: int = 0  # torch operations run before it returned
 
 
 class CallRecorder:
     """Forward hooks on every named submodule: a stack of names and a record of calls."""
 
-    def __init__(self, model: nn.Module, counter: Callable[[], int]) -> None:
-        self.model, self.counter = model, counter
+    def __init__(self, model: nn.Module, counter: Callable[[], int], ops: Callable[[], int] = lambda: 0) -> None:
+        self.model, self.counter, self.ops = model, counter, ops
         self.stack: list[str] = []
         self.calls: list[ModuleCall] = []
         self._open: list[tuple[str, int, int]] = []  # (name, start, parent) of calls in progress
@@ -111,13 +113,14 @@ class CallRecorder:
 
         return hook
 
-    def _post(self, _module, _inputs, _output):
+    def _post(self, _module, _inputs, output):
         if not self._open:
             return
         name, start, slot = self._open.pop()
         self.stack.pop()
         parent = self.calls[slot].parent
-        self.calls[slot] = ModuleCall(name, start, self.counter(), parent)
+        leaves = tuple(id(v) if isinstance(v, Tensor) else None for v in tree_leaves(output))
+        self.calls[slot] = ModuleCall(name, start, self.counter(), parent, leaves, self.ops())
 
 
 def prefix_modules(calls: list[ModuleCall], first_active: int) -> tuple[str, ...]:
@@ -126,6 +129,33 @@ def prefix_modules(calls: list[ModuleCall], first_active: int) -> tuple[str, ...
     outermost = {c.name for c, ok in zip(calls, done, strict=True) if ok and (c.parent < 0 or not done[c.parent])}
     unsafe = {c.name for c, ok in zip(calls, done, strict=True) if not ok or (c.parent >= 0 and done[c.parent])}
     return tuple(name for name in dict.fromkeys(c.name for c in calls) if name in outermost - unsafe)
+
+
+def _is_rows(value: object, size: int) -> bool:
+    return isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == size
+
+
+def used_outputs(
+    calls: list[ModuleCall], names: tuple[str, ...], last_use: dict[int, int], final: set[int]
+) -> dict[tuple[str, int], tuple[bool, ...]]:
+    """Which tensor leaves of each prefix module's output the rest of the forward pass uses.
+
+    A leaf counts as used when a later torch operation took it as an argument (``last_use``:
+    ``id -> index of the last operation``) or when it is part of the sampled output (``final``).
+    The others (a BERT encoder's hidden states, when only its pooled output is read) need not be
+    replicated.
+    """
+    used: dict[tuple[str, int], tuple[bool, ...]] = {}
+    positions: dict[str, int] = {}
+    for call in calls:
+        if call.name not in names:
+            continue
+        position = positions.get(call.name, 0)
+        positions[call.name] = position + 1
+        used[(call.name, position)] = tuple(
+            leaf is not None and (last_use.get(leaf, -1) >= call.ops_at_end or leaf in final) for leaf in call.outputs
+        )
+    return used
 
 
 class ModulePrefixCache:
@@ -137,8 +167,15 @@ class ModulePrefixCache:
 
     _MISSING = object()
 
-    def __init__(self, model: nn.Module, names: tuple[str, ...], modules: dict[str, nn.Module]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        names: tuple[str, ...],
+        modules: dict[str, nn.Module],
+        used: dict[tuple[str, int], tuple[bool, ...]] | None = None,
+    ) -> None:
         self.model, self.names, self.modules = model, names, modules
+        self.used = used  # see used_outputs; None: replicate every batch-first leaf
 
     @contextlib.contextmanager
     def installed(self, size: int, store: dict) -> Iterator[Callable[[int, object], None]]:
@@ -171,16 +208,25 @@ class ModulePrefixCache:
                             return v[:size]
                         return v
 
-                    before = mode.count
-                    value = original(*tree_map(first_block, args), **tree_map(first_block, kwargs))
+                    before, paused = mode.count, getattr(mode, "paused", None)
+                    if paused is not None:
+                        mode.paused = True  # computed once per call: not part of the per-sample memory
+                    try:
+                        value = original(*tree_map(first_block, args), **tree_map(first_block, kwargs))
+                    finally:
+                        if paused is not None:
+                            mode.paused = paused
                     store[key] = (value, mode.count - before)
 
-                def widen(v):
-                    if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == size:
-                        return replicate(v, n)
-                    return v
-
-                return tree_map(widen, store[key][0])
+                leaves, spec = tree_flatten(store[key][0])
+                wanted = self.used.get(key) if self.used is not None else None
+                if wanted is not None and len(wanted) != len(leaves):
+                    wanted = None  # another output structure than in the probe: replicate it all
+                widen = [_is_rows(v, size) and (wanted is None or wanted[i]) for i, v in enumerate(leaves)]
+                if n == 1 and hasattr(mode, "hold"):  # measuring: the copies more samples will make
+                    mode.hold(sum(v.nelement() * v.element_size() for v, w in zip(leaves, widen, strict=True) if w))
+                leaves = [replicate(v, n) if w else v for v, w in zip(leaves, widen, strict=True)]
+                return tree_unflatten(leaves, spec)
 
             return cached_forward
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from . import _rng
 
@@ -208,6 +209,8 @@ class StochasticMode(TorchFunctionMode):
         self.weight_ids = weight_ids or {}
         self.random_calls = random_calls
         self.count = 0
+        self.ops = 0  # torch operations seen (probe only: with ``uses``)
+        self.uses: dict[int, int] | None = None  # probe: id(tensor argument) -> last operation
         self.extra_bytes = 0  # bytes of per-sample weights made inside handlers (chunk sizing)
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -245,6 +248,11 @@ class StochasticMode(TorchFunctionMode):
 
     # -- dispatch ------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.uses is not None:  # probe: which tensors later operations read
+            self.ops += 1
+            for value in tree_leaves((args, kwargs)):
+                if isinstance(value, Tensor):
+                    self.uses[id(value)] = self.ops
         # Every torch call of the forward pass comes through here: one dict look-up for the rest.
         if func not in _SPECIAL:
             return func(*args, **kwargs) if kwargs else func(*args)

@@ -29,7 +29,15 @@ from torch import Tensor, nn
 from . import _split
 from ._engine import Batch, ClassificationReducer, RegressionReducer, run_samples
 from ._errors import BayesdropError, BayesdropWarning, expected
-from ._modules import CallRecorder, ModulePrefixCache, ScopedModes, flag_plan, prefix_modules, sampling_flags
+from ._modules import (
+    CallRecorder,
+    ModulePrefixCache,
+    ScopedModes,
+    flag_plan,
+    prefix_modules,
+    sampling_flags,
+    used_outputs,
+)
 from ._sites import _DROPOUT_FUNCTIONS, Method, SiteCall, SiteKind, SitePlan, StochasticMode, TorchNoise
 from .layers import ConcreteDropout
 from .outputs import CLASSIFICATION_OUTPUTS, PAIR_OUTPUTS, REGRESSION_OUTPUTS, Output, Selector, select
@@ -60,7 +68,7 @@ class Mode(str, Enum):
 _OUTPUTS = {Task.CLASSIFICATION: CLASSIFICATION_OUTPUTS, Task.REGRESSION: REGRESSION_OUTPUTS}
 _DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 _WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_DEFAULT_BUDGET_CPU = 64 * 2**20
+_DEFAULT_BUDGET_CPU = 16 * 2**20
 _SIZE_CACHE_ENTRIES = 64  # chunk sizes remembered per input row shape (variable sequence lengths)
 _PROBE_ROWS = 4  # rows of the real input on which a split is checked against full replication
 _READ_ONLY = ("task", "method", "p", "last_layer", "layers", "output", "select", "mode", "memory_budget")
@@ -122,6 +130,7 @@ class _Route:
     split: _split.Split | None = None
     prefix_modules: tuple[str, ...] = ()
     scopes: dict[str, tuple[int, ...]] | None = None  # see ScopedModes
+    used: dict | None = None  # prefix outputs that are read later (see used_outputs); None: all
 
 
 class _Runtime:
@@ -318,11 +327,12 @@ class MCModel(nn.Module):
             weight_ids=self._base_plan.weight_ids(self.model),
             random_calls=randoms,
         )
-        recorder = CallRecorder(self.model, lambda: mode.count)
+        mode.uses = {}
+        recorder = CallRecorder(self.model, lambda: mode.count, lambda: mode.ops)
         mode.module_stack = recorder.stack
         with sampling_flags(self.model, self.mode is Mode.TRAIN, held), torch.no_grad(), recorder, mode:
             out = self.model(*batch.args, **batch.kwargs)
-        return out, record, randoms, recorder.calls
+        return out, record, randoms, recorder.calls, mode.uses
 
     def _prepare(self, batch: Batch) -> None:
         runtime, model = self._runtime, self.model
@@ -333,7 +343,7 @@ class MCModel(nn.Module):
         try:
             for _ in range(4):
                 versions = {name: b._version for name, b in buffers.items()}
-                out, record, randoms, calls = self._probe(batch, held)
+                out, record, randoms, calls, uses = self._probe(batch, held)
                 moved = [name for name, b in buffers.items() if b._version != versions[name]]
                 drawing = {where for _, where in randoms if where != "<forward>"}
                 new = ({name.rpartition(".")[0] for name in moved} | drawing) - held
@@ -375,7 +385,8 @@ class MCModel(nn.Module):
         runtime.modules = dict(model.named_modules())
         runtime.flags = flag_plan(model, self.mode is Mode.TRAIN, held)
         runtime.plan = plan
-        runtime.route = self._decide_route(batch, plan, calls, held)
+        final = {id(v) for v in torch.utils._pytree.tree_leaves(selected) if isinstance(v, Tensor)}
+        runtime.route = self._decide_route(batch, plan, calls, held, uses, final)
 
     def _check_rnn_dropout(self) -> None:
         for name, module in self.model.named_modules():
@@ -416,7 +427,7 @@ class MCModel(nn.Module):
         return frozenset(s.index for s in chosen)
 
     # -- how samples are computed ---------------------------------------------------------------------
-    def _decide_route(self, batch: Batch, plan: SitePlan, calls, held: frozenset[str]) -> _Route:
+    def _decide_route(self, batch: Batch, plan: SitePlan, calls, held: frozenset[str], uses, final) -> _Route:
         reasons = []
         positional = not batch.kwargs and all(isinstance(v, Tensor) for v in batch.args)
         if positional:
@@ -435,10 +446,11 @@ class MCModel(nn.Module):
                 f"prefix cached at module boundaries ({_short_list(names)} run once per input; torch.fx: {reasons[0]})",
                 prefix_modules=names,
                 scopes=scopes,
+                used=used_outputs(calls, names, uses, final),
             )
             problem = self._verify(batch, route)
-            if problem is not None and scopes is not None:
-                route.scopes = None
+            if problem is not None:  # the simplest form that holds: every output replicated, one mode
+                route.scopes, route.used = None, None
                 problem = self._verify(batch, route)
             if problem is None:
                 return route
@@ -554,7 +566,7 @@ class MCModel(nn.Module):
             with contextlib.ExitStack() as stack:
                 start_cache = start_scopes = None
                 if route.prefix_modules:
-                    cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules)
+                    cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules, route.used)
                     start_cache = stack.enter_context(cache.installed(batch.size, {}))
                 if route.scopes is not None:
                     start_scopes = stack.enter_context(ScopedModes(route.scopes, runtime.modules).installed())
@@ -1074,7 +1086,7 @@ def wrap(
             module's code, like Hugging Face attention dropout, is then not sampled).
         tau: regression model precision: aleatoric variance 1 / tau for point outputs.
         memory_budget: bytes of peak memory for one chunk of replicated work (CPU default
-            64 MiB; CUDA: a quarter of the free memory).
+            16 MiB; CUDA: a quarter of the free memory).
         example_input: probe the model now instead of on the first ``predict``.
     """
     if not isinstance(model, nn.Module):
