@@ -16,16 +16,22 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing bayesdrop and its dependencies (first run only)" >&2
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
   # torch with a matching torchvision (timm, in the integrations extra, imports torchvision).
+  # Each attempt counts only if both then import: a mixed pair installs but fails at import.
+  try_torch() {
+    "$VENV/bin/python" -m pip install -q "$@" >&2 2>/dev/null \
+      && "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null
+  }
   if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-      "$VENV/bin/python" -m pip install -q torch torchvision >&2          # a GPU: the default (CUDA) build
+      try_torch torch torchvision || true                    # a GPU: the default (CUDA) builds
     else
       # No GPU: the CPU builds from PyTorch's CPU index; where that index cannot be reached (this
-      # project's machines reach only PyPI), the pair that lies on their local disk.
-      "$VENV/bin/python" -m pip install -q --timeout 10 --retries 0 torch torchvision \
-          --index-url https://download.pytorch.org/whl/cpu >&2 2>/dev/null \
-        || "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" >&2 \
-        || "$VENV/bin/python" -m pip install -q "torch==2.13.0" >&2
+      # project's machines reach only PyPI), the pair that lies on their local disk; failing
+      # both, torch alone (the integrations extra is then skipped).
+      try_torch --timeout 10 --retries 0 torch torchvision --index-url https://download.pytorch.org/whl/cpu \
+        || try_torch "torch==2.14.1" "torchvision==0.29.1" \
+        || { "$VENV/bin/python" -m pip uninstall -q -y torchvision >&2 2>/dev/null;
+             "$VENV/bin/python" -c "import torch" 2>/dev/null || "$VENV/bin/python" -m pip install -q "torch==2.13.0" >&2; }
     fi
   fi
   EXTRAS="experiments,dev"

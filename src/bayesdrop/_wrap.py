@@ -538,61 +538,47 @@ class MCModel(nn.Module):
         plan = runtime.plan
         budget = self._budget(batch)
         settings = self._settings
-        with sampling_flags(model, self.mode is Mode.TRAIN, runtime.held_in_eval, runtime.flags):
+        with (
+            sampling_flags(model, self.mode is Mode.TRAIN, runtime.held_in_eval, runtime.flags),
+            contextlib.ExitStack() as stack,
+        ):
             weight_ids = plan.weight_ids(model, runtime.modules)
+            inputs, index_map, start_cache, start_scopes = batch, None, None, None
             if route.kind == "fx":
                 split = route.split
                 with StochasticMode(plan, None, weight_ids=weight_ids):
                     boundary = split.prefix(*batch.args)
-                inputs = Batch(tuple(boundary), {}, batch.size)
+                inputs, index_map = Batch(tuple(boundary), {}, batch.size), split.tail_sites
+            if route.prefix_modules:
+                cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules, route.used)
+                start_cache = stack.enter_context(cache.installed(batch.size, {}))
+            if route.scopes is not None:
+                start_scopes = stack.enter_context(ScopedModes(route.scopes, runtime.modules).installed())
 
-                def forward(n, args, kwargs, mode, entered):
-                    return select(split.tail(*args), settings.select, settings.output)
+            def forward(n, args, kwargs, mode, entered):
+                if route.kind == "fx":
+                    return select(route.split.tail(*args), settings.select, settings.output)
+                if start_cache is not None:
+                    start_cache(n, mode)
+                if start_scopes is not None:
+                    start_scopes(mode, entered)
+                return select(model(*args, **kwargs), settings.select, settings.output)
 
-                return run_samples(
-                    forward,
-                    inputs,
-                    plan,
-                    split.tail_sites,
-                    weight_ids,
-                    samples,
-                    seed,
-                    stream,
-                    chunk,
-                    budget,
-                    hint,
-                    consume,
-                )
-            with contextlib.ExitStack() as stack:
-                start_cache = start_scopes = None
-                if route.prefix_modules:
-                    cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules, route.used)
-                    start_cache = stack.enter_context(cache.installed(batch.size, {}))
-                if route.scopes is not None:
-                    start_scopes = stack.enter_context(ScopedModes(route.scopes, runtime.modules).installed())
-
-                def forward(n, args, kwargs, mode, entered):
-                    if start_cache is not None:
-                        start_cache(n, mode)
-                    if start_scopes is not None:
-                        start_scopes(mode, entered)
-                    return select(model(*args, **kwargs), settings.select, settings.output)
-
-                return run_samples(
-                    forward,
-                    batch,
-                    plan,
-                    None,
-                    weight_ids,
-                    samples,
-                    seed,
-                    stream,
-                    chunk,
-                    budget,
-                    hint,
-                    consume,
-                    scoped=route.scopes is not None,
-                )
+            return run_samples(
+                forward,
+                inputs,
+                plan,
+                index_map,
+                weight_ids,
+                samples,
+                seed,
+                stream,
+                chunk,
+                budget,
+                hint,
+                consume,
+                scoped=route.scopes is not None,
+            )
 
     def _budget(self, batch: Batch) -> int:
         if self.memory_budget is not None:
