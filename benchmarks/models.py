@@ -155,16 +155,19 @@ def bert_last_layer_case():
     return bert_classifier(width=256, layers=4, batch=16, tokens=64)
 
 
-def interleaved(functions: dict, repeats: int) -> dict:
-    """Median time of each function, measured in alternation (a busy machine slows them alike)."""
+def interleaved(functions: dict, repeats: int, rounds: int = 3) -> dict:
+    """Median time of each function over ``rounds`` alternating blocks (a busy machine slows
+    them alike); each block starts with an untimed call, so no function is timed right after
+    another one has evicted its caches."""
     times = {name: [] for name in functions}
-    for fn in functions.values():
-        fn()
-    for _ in range(repeats):
+    per_block = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
         for name, fn in functions.items():
-            start = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(per_block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
