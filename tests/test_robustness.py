@@ -203,3 +203,22 @@ def test_predict_leaves_the_callers_state_alone():
     assert {name: m.training for name, m in model.named_modules()} == flags
     assert torch.equal(torch.get_rng_state(), rng)
     assert all("forward" not in m.__dict__ for m in model.modules())  # no leftover overrides
+
+
+@pytest.mark.parametrize("make", [ConvBN, Attention])
+def test_a_zero_rate_override_is_deterministic_and_draws_nothing_from_torch(make):
+    """p=0 switches every site off: the model's own dropout (training flag on while sampling)
+    must not run either, and torch's global generator must not move."""
+    torch.manual_seed(0)
+    model = make().eval()
+    x = IMAGES if make is ConvBN else torch.randn(3, 4, 8)
+    rng = torch.get_rng_state()
+    pred = bd.wrap(model, p=0.0).predict(x, samples=4, seed=0, keep_samples=True)
+    assert torch.equal(torch.get_rng_state(), rng)
+    # every sample is the same deterministic prediction (for ConvBN: its eval-mode forward; the
+    # Attention model calls scaled_dot_product_attention(dropout_p=0.3) even in eval mode)
+    torch.testing.assert_close(pred.samples, pred.samples[:, :1].expand_as(pred.samples))
+    assert float(pred.epistemic.max()) < 1e-6
+    if make is ConvBN:
+        with torch.no_grad():
+            torch.testing.assert_close(pred.samples[:, 0], torch.softmax(model(x), -1))

@@ -477,10 +477,10 @@ class MCModel(nn.Module):
         of each of its calls in the probe; None when a call is made outside any submodule."""
         if not plan.catch_dropout_calls:
             return None  # DropConnect: the model's own dropout calls must be seen to be switched off
+        # Every dropout-like call, active or not, whatever its rate: outside the mode the model's
+        # own dropout would run (its training flag is on); weight sites only where active.
         weight_kinds = (SiteKind.WEIGHT, SiteKind.LAYER_INPUT)
-        names = {
-            s.where for s in self._runtime.sites if (s.p > 0 if s.kind not in weight_kinds else s.index in plan.active)
-        }
+        names = {s.where for s in self._runtime.sites if s.kind not in weight_kinds or s.index in plan.active}
         if not names or "<forward>" in names:
             return None
         return {name: tuple(c.start for c in calls if c.name == name) for name in sorted(names)}
