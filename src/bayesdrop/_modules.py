@@ -50,12 +50,8 @@ def flag_plan(model: nn.Module, train: bool, held_in_eval: frozenset[str] = froz
 
 
 @contextlib.contextmanager
-def sampling_flags(
-    model: nn.Module, train: bool, held_in_eval: frozenset[str] = frozenset(), plan: list | None = None
-) -> Iterator[None]:
-    """Training flags for sampling (``train``), or eval mode for every module; restored on exit.
-    ``plan``: a precomputed ``flag_plan`` of the same arguments."""
-    plan = flag_plan(model, train, held_in_eval) if plan is None else plan
+def sampling_flags(plan: list) -> Iterator[None]:
+    """Set the training flags of a ``flag_plan``; the previous flags are restored on exit."""
     # `training` is a plain attribute of every nn.Module: set it directly, without the cost of
     # nn.Module.__setattr__ (this runs twice per predict over every module of the model).
     saved = [(module.__dict__, module.training) for module, _ in plan]
@@ -199,14 +195,7 @@ class ModulePrefixCache:
                 else:
 
                     def first_block(v):
-                        if (
-                            isinstance(v, Tensor)
-                            and v.dim() > 0
-                            and v.shape[0] == n * size
-                            and not isinstance(v, nn.Parameter)
-                        ):
-                            return v[:size]
-                        return v
+                        return v[:size] if _is_rows(v, n * size) and not isinstance(v, nn.Parameter) else v
 
                     before, paused = mode.count, getattr(mode, "paused", None)
                     if paused is not None:

@@ -20,17 +20,15 @@ _UINT32_PER_COUNTER = 8  # one Philox counter step yields 4 x uint64 = 8 x uint3
 _PARALLEL_THRESHOLD = 1 << 21  # uint32 values; below this one thread is faster
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_pool_pid = os.getpid()
 
 
 def _executor() -> ThreadPoolExecutor:
-    """The thread pool for large masks: created on first use, per process (a forked child gets
-    its own; the parent's worker threads do not exist there)."""
-    global _pool, _pool_pid
+    """The thread pool for large masks, created on first use; a forked child forgets the
+    parent's (its worker threads do not exist there) and makes its own."""
+    global _pool
     with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
+        if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-            _pool_pid = os.getpid()
         return _pool
 
 

@@ -189,8 +189,6 @@ class StochasticMode(TorchFunctionMode):
         record: if given, every candidate call is appended to it.
         module_stack: names of the modules being executed (innermost last), for ``record``.
         weight_ids: ``id(weight) -> layer name`` for weight sites (``plan.weight_ids(model)``).
-        random_calls: if given, ``(function, module)`` of every random draw that bayesdrop does
-            not control is appended to it.
     """
 
     def __init__(
@@ -201,16 +199,12 @@ class StochasticMode(TorchFunctionMode):
         record: list[SiteCall] | None = None,
         module_stack: list[str] | None = None,
         weight_ids: Mapping[int, str] | None = None,
-        random_calls: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__()
         self.plan, self.noise, self.index_map = plan, noise, index_map
         self.record, self.module_stack = record, module_stack
         self.weight_ids = weight_ids or {}
-        self.random_calls = random_calls
         self.count = 0
-        self.ops = 0  # torch operations seen (probe only: with ``uses``)
-        self.uses: dict[int, int] | None = None  # probe: id(tensor argument) -> last operation
         self.extra_bytes = 0  # bytes of per-sample weights made inside handlers (chunk sizing)
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -248,11 +242,6 @@ class StochasticMode(TorchFunctionMode):
 
     # -- dispatch ------------------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if self.uses is not None:  # probe: which tensors later operations read
-            self.ops += 1
-            for value in tree_leaves((args, kwargs)):
-                if isinstance(value, Tensor):
-                    self.uses[id(value)] = self.ops
         # Every torch call of the forward pass comes through here: one dict look-up for the rest.
         if func not in _SPECIAL:
             return func(*args, **kwargs) if kwargs else func(*args)
@@ -276,10 +265,7 @@ class StochasticMode(TorchFunctionMode):
                 return self._sdpa_call(func, args, kwargs)
             args, kwargs = _without_attention_dropout(args, kwargs)
             return func(*args, **kwargs)
-        if self.random_calls is not None:  # a random draw bayesdrop does not control (probe only)
-            where = self.module_stack[-1] if self.module_stack else "<forward>"
-            self.random_calls.append((getattr(func, "__name__", str(func)), where))
-        return func(*args, **kwargs)
+        return func(*args, **kwargs)  # a random draw: only the probe looks at those
 
     def _dropout_call(self, func, kind, args, kwargs):
         x = _arg(args, kwargs, 0, "input", None)
@@ -337,6 +323,28 @@ class StochasticMode(TorchFunctionMode):
         if not active:
             return func(*args, **kwargs)
         return _attention_with_dropout(args, kwargs, lambda w: self._element_noise(w, site, rate, SiteKind.DROPOUT))
+
+
+class ProbeMode(StochasticMode):
+    """The first call's mode: no noise; also notes every random draw that bayesdrop does not
+    control (``random_calls``: ``(function, module)``) and, for each tensor, the last operation
+    that read it (``uses``: ``id -> operation number``; ``ops`` counts operations)."""
+
+    def __init__(self, plan: SitePlan, record: list[SiteCall], weight_ids: Mapping[int, str]) -> None:
+        super().__init__(plan, None, record=record, module_stack=[], weight_ids=weight_ids)
+        self.random_calls: list[tuple[str, str]] = []
+        self.uses: dict[int, int] = {}
+        self.ops = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        for value in tree_leaves((args, kwargs)):
+            if isinstance(value, Tensor):
+                self.uses[id(value)] = self.ops
+        if func in _RANDOM_FUNCTIONS:
+            where = self.module_stack[-1] if self.module_stack else "<forward>"
+            self.random_calls.append((getattr(func, "__name__", str(func)), where))
+        return super().__torch_function__(func, types, args, kwargs)
 
 
 _MHA_ARGUMENTS = (
@@ -471,23 +479,3 @@ def _per_sample_conv(func, x: Tensor, weights: Tensor, bias, rest, kwargs) -> Te
     y = func(x_grouped, w_grouped, b_grouped, groups=groups * n, **options)
     out = weights.shape[1]
     return y.reshape(rows, n, out, *y.shape[2:]).transpose(0, 1).reshape(n * rows, out, *y.shape[2:])
-
-
-def module_name_stack(model: nn.Module) -> tuple[list[str], list]:
-    """Hooks that keep the name of the module being executed on a stack (for probing)."""
-    stack: list[str] = []
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
-
-        def pre(_m, _i, name=name):
-            stack.append(name)
-
-        def post(_m, _i, _o):
-            if stack:
-                stack.pop()
-
-        handles.append(module.register_forward_pre_hook(pre))
-        handles.append(module.register_forward_hook(post))
-    return stack, handles

@@ -38,7 +38,16 @@ from ._modules import (
     sampling_flags,
     used_outputs,
 )
-from ._sites import _DROPOUT_FUNCTIONS, Method, SiteCall, SiteKind, SitePlan, StochasticMode, TorchNoise
+from ._sites import (
+    _DROPOUT_FUNCTIONS,
+    Method,
+    ProbeMode,
+    SiteCall,
+    SiteKind,
+    SitePlan,
+    StochasticMode,
+    TorchNoise,
+)
 from .layers import ConcreteDropout
 from .outputs import CLASSIFICATION_OUTPUTS, PAIR_OUTPUTS, REGRESSION_OUTPUTS, Output, Selector, select
 from .prediction import Prediction
@@ -298,7 +307,7 @@ class MCModel(nn.Module):
             and s.mode is Mode.TRAIN
         ):
             return self.model(*args, **kwargs)  # the plan is the model's own training-time dropout
-        with StochasticMode(plan, TorchNoise(), weight_ids=plan.weight_ids(self.model)):
+        with StochasticMode(plan, TorchNoise(), weight_ids=plan.weight_ids(self.model, self._runtime.modules)):
             return self.model(*args, **kwargs)
 
     # -- probing ----------------------------------------------------------------------------------
@@ -310,6 +319,10 @@ class MCModel(nn.Module):
                     self._prepare(batch)
         return runtime.plan
 
+    def _flag_plan(self, held: frozenset[str]) -> list:
+        """The training flags while sampling (see ``Mode``), with ``held`` modules in eval."""
+        return flag_plan(self.model, self.mode is Mode.TRAIN, held)
+
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._runtime.warned:
             self._runtime.warned.add(key)
@@ -319,20 +332,12 @@ class MCModel(nn.Module):
         """One forward pass with the sampling flags, recording candidate calls, module calls and
         random draws that bayesdrop does not control."""
         record: list[SiteCall] = []
-        randoms: list[tuple[str, str]] = []
-        mode = StochasticMode(
-            self._base_plan,
-            None,
-            record=record,
-            weight_ids=self._base_plan.weight_ids(self.model),
-            random_calls=randoms,
-        )
-        mode.uses = {}
+        mode = ProbeMode(self._base_plan, record, self._base_plan.weight_ids(self.model))
         recorder = CallRecorder(self.model, lambda: mode.count, lambda: mode.ops)
         mode.module_stack = recorder.stack
-        with sampling_flags(self.model, self.mode is Mode.TRAIN, held), torch.no_grad(), recorder, mode:
+        with sampling_flags(self._flag_plan(held)), torch.no_grad(), recorder, mode:
             out = self.model(*batch.args, **batch.kwargs)
-        return out, record, randoms, recorder.calls, mode.uses
+        return out, record, mode.random_calls, recorder.calls, mode.uses
 
     def _prepare(self, batch: Batch) -> None:
         runtime, model = self._runtime, self.model
@@ -383,7 +388,7 @@ class MCModel(nn.Module):
         runtime.sites = record
         plan = dataclasses.replace(self._base_plan, active=self._choose_active(record))
         runtime.modules = dict(model.named_modules())
-        runtime.flags = flag_plan(model, self.mode is Mode.TRAIN, held)
+        runtime.flags = self._flag_plan(held)
         runtime.plan = plan
         final = {id(v) for v in torch.utils._pytree.tree_leaves(selected) if isinstance(v, Tensor)}
         runtime.route = self._decide_route(batch, plan, calls, held, uses, final)
@@ -487,13 +492,13 @@ class MCModel(nn.Module):
 
     def _fx_route(self, batch: Batch, plan: SitePlan, held: frozenset[str]) -> _Route:
         try:
-            with sampling_flags(self.model, self.mode is Mode.TRAIN, held):
+            with sampling_flags(self._flag_plan(held)):
                 graph = _split.trace(self.model)
         except Exception as error:  # noqa: BLE001 - untraceable: try module boundaries
             first_line = str(error).splitlines()[0][:120] if str(error) else ""
             return _Route("full", f"cannot trace ({type(error).__name__}: {first_line})")
         try:
-            with sampling_flags(self.model, self.mode is Mode.TRAIN, held):
+            with sampling_flags(self._flag_plan(held)):
                 result = _split.build_split(graph, plan, batch.args, batch.size, plan.weight_ids(self.model))
         except Exception as error:  # noqa: BLE001
             result = f"splitting failed ({type(error).__name__}: {error})"
@@ -539,7 +544,7 @@ class MCModel(nn.Module):
         budget = self._budget(batch)
         settings = self._settings
         with (
-            sampling_flags(model, self.mode is Mode.TRAIN, runtime.held_in_eval, runtime.flags),
+            sampling_flags(runtime.flags),
             contextlib.ExitStack() as stack,
         ):
             weight_ids = plan.weight_ids(model, runtime.modules)
@@ -870,7 +875,7 @@ class MCModel(nn.Module):
         with _model_lock(self.model), torch.no_grad():
             plan = self._ensure_prepared(batch)
             counter = FlopCounterMode(display=False)
-            with sampling_flags(self.model, False), counter, StochasticMode(plan, None):
+            with sampling_flags(flag_plan(self.model, train=False)), counter, StochasticMode(plan, None):
                 self.model(*batch.args, **batch.kwargs)
             forward = int(counter.get_total_flops())
             counts = []
@@ -1133,7 +1138,7 @@ def _check_something_stochastic(mc: MCModel) -> None:
     if s.method is Method.DROPCONNECT or s.layers is not None or s.p is not None or _static_dropout_sites(mc.model):
         return
     try:
-        with sampling_flags(mc.model, s.mode is Mode.TRAIN):
+        with sampling_flags(mc._flag_plan(frozenset())):
             graph = _split.trace(mc.model)
     except Exception:  # noqa: BLE001 - untraceable: decided on the first predict
         return
