@@ -149,6 +149,7 @@ def run_samples(
     bytes_per_sample_hint: float | None,
     consume: Callable[[object, int], None],
     scoped: bool = False,
+    overwritable: frozenset[int] = frozenset(),
 ) -> float | None:
     """Run ``forward`` on ``samples`` replicas of ``inputs`` and feed each chunk to ``consume``.
 
@@ -160,6 +161,7 @@ def run_samples(
         consume: called with the chunk's output (tensors shaped ``(n, B, ...)``) and ``n``.
         scoped: ``forward`` enters the mode itself, only where stochastic calls are made (the
             measuring pass still runs wholly under it, to see every tensor).
+        overwritable: sites whose input may be overwritten (see ``StochasticMode``).
 
     Returns:
         The measured peak bytes per sample (for sizing later chunks), the hint given, or None
@@ -169,6 +171,7 @@ def run_samples(
     batch = inputs.size
     bytes_per_sample = bytes_per_sample_hint
     done = 0
+    workspace: dict = {}
     if chunk is None and bytes_per_sample is None:
         mode = _PeakMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map, weight_ids=weight_ids)
         try:
@@ -187,7 +190,10 @@ def run_samples(
         n = min(chunk, samples - done)
         try:
             args, kwargs = inputs.replicated(n)
-            mode = StochasticMode(plan, CounterNoise(seed, stream, done, n), index_map=index_map, weight_ids=weight_ids)
+            noise = CounterNoise(seed, stream, done, n)
+            mode = StochasticMode(
+                plan, noise, index_map, weight_ids=weight_ids, overwritable=overwritable, workspace=workspace
+            )
             if scoped:
                 out = forward(n, args, kwargs, mode, False)
             else:

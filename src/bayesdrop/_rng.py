@@ -1,78 +1,212 @@
-"""Counter-based random numbers for MC sampling.
+"""Counter-based random numbers for MC sampling, the same bits on every device.
 
 The random bits of MC sample ``t`` at stochastic site ``k`` depend only on ``(seed, stream,
-site, t)``: never on how the samples are split into chunks, on whether the deterministic prefix
-is cached, or on the device. That is what makes chunked, split and unsplit sampling give the
-same numbers. Bits come from NumPy's Philox generator, whose counter can be set directly.
+site, t)`` (and the number of values one sample needs): never on how the samples are split into
+chunks, on whether the deterministic prefix is cached, or on the device.
+
+The generator is Philox4x64-10 (Salmon et al., SC 2011). Block ``b`` of a site is the cipher of
+the counter ``(b + 1, 0, 0, 0)`` under the key ``(seed, stream << 32 | site)``, 32 bytes taken
+little-endian; sample ``t`` owns the blocks ``t * B .. (t + 1) * B - 1``. On the CPU the blocks
+come from NumPy's C implementation; on any other device from :func:`philox4x64` below, written
+in torch integer ops, which gives the same bits (tested against NumPy and the published test
+vectors). Nothing here is global: no generator state, no thread pool, so threads and forked
+workers are safe.
+
+Bits per value are no more than the value needs:
+
+* A keep decision with probability ``K / 2**32`` (``K`` the 32-bit threshold of ``1 - p``) is
+  ``U < K`` for a uniform 32-bit ``U``, compared lazily: when ``K`` is a multiple of
+  ``2**(32 - b)`` for ``b`` in 1, 2, 4, 8 (``p`` = 0.5, 0.25, 0.125, 0.1875 ...) ``b`` bits decide
+  it exactly. Otherwise the leading byte of ``U`` decides it unless it equals the leading byte of
+  ``K`` (one time in 256); only those ties read 24 more bits. The law is exactly that of the
+  full 32-bit comparison.
+* Gaussian noise is Box-Muller on 24-bit uniforms in float32 (32-bit uniforms in float64 for
+  float64 models), both outputs of a pair used: 32 bits per normal value, no float64 round trip.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import math
 
 import numpy as np
 import torch
 
+_MASK32 = 0xFFFFFFFF
 _MASK64 = (1 << 64) - 1
-_UINT32_PER_COUNTER = 8  # one Philox counter step yields 4 x uint64 = 8 x uint32
-_PARALLEL_THRESHOLD = 1 << 21  # uint32 values; below this one thread is faster
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_BLOCK_BYTES = 32  # one Philox4x64 block: 4 x uint64
+_SITE_LIMIT = 1 << 31  # site numbers below this; the top bit keys the tie-overflow stream
+_TIE_BYTES = 3  # a tie reads 24 more bits
+
+# Philox4x64 constants (Random123).
+_M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157
+_W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B
+_ROUNDS = 10
 
 
-def _executor() -> ThreadPoolExecutor:
-    """The thread pool for large masks, created on first use; a forked child forgets the
-    parent's (its worker threads do not exist there) and makes its own."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-        return _pool
+def _signed(value: int) -> int:
+    """The int64 whose bit pattern is the uint64 ``value``."""
+    value &= _MASK64
+    return value - (1 << 64) if value >> 63 else value
 
 
-def _forget_pool_in_child() -> None:
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+def _mulhilo(a: torch.Tensor, multiplier: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """High and low 64 bits of ``a * multiplier`` for uint64 bit patterns held in int64.
 
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
-
-
-def _philox_uint32(key: tuple[int, int], first_counter: int, n_counters: int) -> np.ndarray:
-    bit_generator = np.random.Philox(key=[key[0], key[1]], counter=[first_counter, 0, 0, 0])
-    return bit_generator.random_raw(n_counters * 4).view(np.uint32)
-
-
-def uniform_bits(seed: int, stream: int, site: int, first_sample: int, n_samples: int, per_sample: int) -> np.ndarray:
-    """Random uint32 values of shape ``(n_samples, per_sample)``.
-
-    Row ``i`` holds the bits of sample ``first_sample + i``; the same ``(seed, stream, site,
-    sample)`` always gives the same row.
+    int64 products wrap (two's complement), so their low bits are right; the high word is built
+    from 32-bit halves, whose products are exact as bit patterns. Arithmetic shifts are masked
+    to act as logical ones.
     """
-    counters_per_sample = -(-per_sample // _UINT32_PER_COUNTER)
-    key = (seed & _MASK64, ((stream & 0xFFFFFFFF) << 32 | (site & 0xFFFFFFFF)) & _MASK64)
-    total = n_samples * counters_per_sample
-    first = first_sample * counters_per_sample
-    small = total * _UINT32_PER_COUNTER < _PARALLEL_THRESHOLD or n_samples < 2
-    workers = 1 if small else _executor()._max_workers
-    if small or workers == 1:
-        bits = _philox_uint32(key, first, total)
+    low = a * _signed(multiplier)
+    m_lo, m_hi = multiplier & _MASK32, multiplier >> 32
+    a_lo, a_hi = a & _MASK32, (a >> 32) & _MASK32
+    lo_lo, lo_hi, hi_lo, hi_hi = a_lo * m_lo, a_lo * m_hi, a_hi * m_lo, a_hi * m_hi
+    middle = ((lo_lo >> 32) & _MASK32) + (lo_hi & _MASK32) + (hi_lo & _MASK32)
+    high = hi_hi + ((lo_hi >> 32) & _MASK32) + ((hi_lo >> 32) & _MASK32) + ((middle >> 32) & _MASK32)
+    return high, low
+
+
+def philox4x64(counters: torch.Tensor, key: tuple[int, int]) -> torch.Tensor:
+    """Philox4x64-10 of ``counters`` (``(n, 4)`` int64 holding uint64 bit patterns) under ``key``
+    (two unsigned 64-bit ints), in torch ops on ``counters``' device. Returns ``(n, 4)`` int64."""
+    c0, c1, c2, c3 = counters.unbind(-1)
+    k0, k1 = key[0] & _MASK64, key[1] & _MASK64
+    for round_index in range(_ROUNDS):
+        if round_index:
+            k0, k1 = (k0 + _W0) & _MASK64, (k1 + _W1) & _MASK64
+        hi0, lo0 = _mulhilo(c0, _M0)
+        hi1, lo1 = _mulhilo(c2, _M1)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ _signed(k0), lo1, hi0 ^ c3 ^ _signed(k1), lo0
+    return torch.stack([c0, c1, c2, c3], -1)
+
+
+def _site_key(seed: int, stream: int, site: int) -> tuple[int, int]:
+    if not 0 <= site < 2 * _SITE_LIMIT:
+        raise ValueError(f"stochastic site number must be in [0, 2**32), got {site}")
+    return seed & _MASK64, ((stream & _MASK32) << 32 | site) & _MASK64
+
+
+def _blocks_numpy(key: tuple[int, int], first_block: int, n_blocks: int) -> np.ndarray:
+    # NumPy's Philox increments its counter before each block: starting it at b yields block b.
+    # Key and counter go in as uint64 arrays: Python ints above 2**53 would pass through float64.
+    generator = np.random.Philox(
+        key=np.array(key, dtype=np.uint64), counter=np.array([first_block & _MASK64, 0, 0, 0], dtype=np.uint64)
+    )
+    return generator.random_raw(4 * n_blocks).view(np.uint8)
+
+
+def _blocks_torch(key: tuple[int, int], blocks: torch.Tensor) -> torch.Tensor:
+    counters = torch.zeros(blocks.numel(), 4, dtype=torch.int64, device=blocks.device)
+    counters[:, 0] = blocks.reshape(-1) + 1
+    return philox4x64(counters, key).view(torch.uint8).reshape(-1)
+
+
+def _use_numpy(device: torch.device, backend: str | None) -> bool:
+    if backend not in (None, "numpy", "torch"):
+        raise ValueError(f"backend must be None, 'numpy' or 'torch', got {backend!r}")
+    return backend == "numpy" or (backend is None and torch.device(device).type == "cpu")
+
+
+def random_bytes(
+    seed: int,
+    stream: int,
+    site: int,
+    first_sample: int,
+    n_samples: int,
+    n_bytes: int,
+    device: torch.device | str = "cpu",
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Random bytes of shape ``(n_samples, n_bytes)`` (uint8) on ``device``.
+
+    Row ``i`` holds the bytes of sample ``first_sample + i``; the same ``(seed, stream, site,
+    sample, n_bytes)`` always gives the same row, on every device. ``backend``: ``"numpy"``
+    (the CPU default) or ``"torch"`` (any other device), for tests.
+    """
+    key = _site_key(seed, stream, site)
+    per_sample = max(1, -(-n_bytes // _BLOCK_BYTES))
+    if _use_numpy(device, backend):
+        raw = torch.from_numpy(_blocks_numpy(key, first_sample * per_sample, n_samples * per_sample))
+        raw = raw.to(device)
     else:
-        bounds = np.linspace(0, n_samples, min(workers, n_samples) + 1).astype(int)
-        futures = [
-            _executor().submit(_philox_uint32, key, first + lo * counters_per_sample, (hi - lo) * counters_per_sample)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False)
-        ]
-        bits = np.concatenate([f.result() for f in futures])
-    return bits.reshape(n_samples, counters_per_sample * _UINT32_PER_COUNTER)[:, :per_sample]
+        first = first_sample * per_sample
+        blocks = torch.arange(first, first + n_samples * per_sample, dtype=torch.int64, device=device)
+        raw = _blocks_torch(key, blocks)
+    return raw.reshape(n_samples, per_sample * _BLOCK_BYTES)[:, :n_bytes]
 
 
-def keep_threshold(p: float) -> np.uint32:
-    """uint32 threshold below which a uniform uint32 keeps its unit (probability 1 - p)."""
-    return np.uint32(min(round((1.0 - p) * 2**32), 2**32 - 1))
+def keep_threshold(p: float) -> int:
+    """``K`` in ``[0, 2**32]``: a unit is kept when a uniform 32-bit ``U < K`` (P = 1 - p)."""
+    return min(max(round((1.0 - p) * 2**32), 0), 1 << 32)
+
+
+def decision_bits(threshold: int) -> int | None:
+    """Bits that decide ``U < threshold`` exactly (1, 2, 4 or 8), or None when 8 bits leave ties."""
+    for bits in (1, 2, 4, 8):
+        if threshold % (1 << (32 - bits)) == 0:
+            return bits
+    return None
+
+
+def tie_capacity(per_sample: int) -> int:
+    """Ties one sample's block reserves 24 bits for: the mean (1 in 256) plus ten standard
+    deviations and ten; more ties than this (never seen in practice) read a separate stream."""
+    mean = per_sample / 256.0
+    return math.ceil(mean + 10.0 * math.sqrt(mean) + 10.0)
+
+
+def _unpack(raw: torch.Tensor, bits: int, count: int) -> torch.Tensor:
+    """``(n, bytes)`` uint8 -> ``(n, count)`` values of ``bits`` bits, low bits of a byte first."""
+    if bits == 8:
+        return raw[:, :count]
+    shifts = torch.arange(0, 8, bits, dtype=torch.uint8, device=raw.device)
+    values = (raw.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)
+    return values.reshape(raw.shape[0], -1)[:, :count]
+
+
+def _unpack_numpy(raw: np.ndarray, bits: int, count: int) -> np.ndarray:
+    if bits == 8:
+        return raw[:, :count]
+    if bits == 1:
+        return np.unpackbits(raw, axis=1, count=count, bitorder="little")
+    shifts = np.arange(0, 8, bits, dtype=np.uint8)
+    values = (raw[:, :, None] >> shifts) & np.uint8((1 << bits) - 1)
+    return values.reshape(raw.shape[0], -1)[:, :count]
+
+
+def _overflow_tie_values(seed: int, stream: int, site: int, elements, device, numpy: bool):
+    """24-bit values for ties beyond a sample's reserve: one Philox block per element, keyed
+    apart from the ordinary stream (top bit of the site word), counter = the element's index
+    over all samples."""
+    key = _site_key(seed, stream, site | _SITE_LIMIT)
+    if numpy:
+        raw = np.stack([_blocks_numpy(key, int(e), 1)[:3] for e in elements]).astype(np.int64)
+        return raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+    raw = _blocks_torch(key, elements.to(device)).reshape(-1, _BLOCK_BYTES)[:, :3].to(torch.int64)
+    return raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+
+
+def _tie_values(raw, ties, per_sample: int, capacity: int, first_sample: int, overflow):
+    """24-bit values of the tied elements ``ties`` (flat indices into ``(n, per_sample)``,
+    ascending; NumPy arrays or torch tensors alike): the ``r``-th tie of a sample reads bytes
+    ``per_sample + 3r ..`` of its row."""
+    if isinstance(ties, np.ndarray):
+        rank, widen = np.arange(len(ties)), lambda a: a.astype(np.int64)
+        first_tie_of_row = np.searchsorted
+    else:
+        rank, widen = torch.arange(len(ties), device=ties.device), lambda a: a.to(torch.int64)
+        first_tie_of_row = torch.searchsorted
+    rows = ties // per_sample
+    rank = rank - first_tie_of_row(rows, rows)
+    inside = rank < capacity
+    offset, row_in = per_sample + _TIE_BYTES * rank[inside], rows[inside]
+    values = ties * 0
+    values[inside] = (
+        widen(raw[row_in, offset]) | widen(raw[row_in, offset + 1]) << 8 | widen(raw[row_in, offset + 2]) << 16
+    )
+    if not bool(inside.all()):  # more ties than reserved: a separate, addressable stream
+        outside = ~inside
+        values[outside] = overflow((rows[outside] + first_sample) * per_sample + ties[outside] % per_sample)
+    return values
 
 
 def bernoulli_keep(
@@ -84,12 +218,52 @@ def bernoulli_keep(
     shape: torch.Size,
     p: float,
     device: torch.device,
+    out: torch.Tensor | None = None,
+    backend: str | None = None,
+    capacity: int | None = None,
 ) -> torch.Tensor:
-    """Boolean keep-mask of ``shape`` (dim 0 = n_samples * rows, sample-major), P(keep) = 1 - p."""
+    """Keep-mask of ``shape`` (dim 0 = n_samples * rows, sample-major), P(keep) = 1 - p to
+    2**-32: bool, or written as 0/1 into the float tensor ``out`` (contiguous, ``shape``'s number
+    of elements; a buffer reused across chunks costs no fresh pages). ``capacity`` overrides
+    :func:`tie_capacity` (tests)."""
     per_sample = shape.numel() // n_samples
-    bits = uniform_bits(seed, stream, site, first_sample, n_samples, per_sample)
-    mask = torch.from_numpy(np.ascontiguousarray(bits < keep_threshold(p)))
-    return mask.reshape(shape).to(device, non_blocking=True)
+    threshold = keep_threshold(p)
+    bits = decision_bits(threshold)
+    if bits is None:
+        capacity = tie_capacity(per_sample) if capacity is None else capacity
+        n_bytes = per_sample + _TIE_BYTES * capacity
+    else:
+        capacity, n_bytes = 0, -(-per_sample * bits // 8)
+    numpy = _use_numpy(device, backend)
+    raw = random_bytes(seed, stream, site, first_sample, n_samples, n_bytes, "cpu" if numpy else device, backend)
+    if bits is not None:
+        values = (
+            torch.from_numpy(_unpack_numpy(raw.numpy(), bits, per_sample)) if numpy else _unpack(raw, bits, per_sample)
+        )
+        bound, ties = threshold >> (32 - bits), None
+    else:
+        values, bound = raw[:, :per_sample], threshold >> 24
+        if numpy:  # NumPy finds the few ties about 3x faster than torch.nonzero
+            ties = torch.from_numpy(np.flatnonzero(values.numpy() == bound))
+            raw = raw.numpy()
+        else:
+            ties = (values == bound).reshape(-1).nonzero().reshape(-1)
+
+        def overflow(elements):
+            return _overflow_tie_values(seed, stream, site, elements, device, numpy)
+
+        tie_values = _tie_values(raw, ties.numpy() if numpy else ties, per_sample, capacity, first_sample, overflow)
+        tie_keep = torch.as_tensor(tie_values < (threshold & 0xFFFFFF))
+    if values.device != torch.device(device):
+        values = values.to(device)
+        ties = None if ties is None else ties.to(device)
+    if out is None:
+        keep = values < bound
+    else:
+        keep = torch.lt(values, bound, out=out.view(values.shape))
+    if ties is not None and ties.numel():
+        keep.view(-1)[ties] = tie_keep.to(device=keep.device, dtype=keep.dtype)
+    return keep.reshape(shape)
 
 
 def standard_normal(
@@ -101,11 +275,18 @@ def standard_normal(
     shape: torch.Size,
     dtype: torch.dtype,
     device: torch.device,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """Standard normal values of ``shape`` (Box-Muller on counter-based bits), sample-major."""
     per_sample = shape.numel() // n_samples
-    bits = uniform_bits(seed, stream, site, first_sample, n_samples, 2 * per_sample)
-    uniform = (bits.astype(np.float64) + 0.5) * 2.0**-32
-    u1, u2 = uniform[:, :per_sample], uniform[:, per_sample:]
-    normal = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-    return torch.from_numpy(normal).reshape(shape).to(device=device, dtype=dtype)
+    pairs = -(-per_sample // 2)
+    raw = random_bytes(seed, stream, site, first_sample, n_samples, 8 * pairs, device, backend)
+    words = raw.view(torch.int32)  # (n_samples, 2 * pairs), little-endian 32-bit words
+    if dtype == torch.float64:
+        uniform = ((words.to(torch.int64) & _MASK32).to(torch.float64) + 0.5) * 2.0**-32
+    else:
+        uniform = (((words >> 8) & 0xFFFFFF).to(torch.float32) + 0.5) * 2.0**-24
+    radius = torch.sqrt(-2.0 * torch.log(uniform[:, :pairs]))
+    angle = (2.0 * math.pi) * uniform[:, pairs:]
+    normal = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], 1)[:, :per_sample]
+    return normal.reshape(shape).to(dtype)

@@ -137,7 +137,10 @@ class SitePlan:
 class Noise:
     """Where the random numbers come from."""
 
-    def keep_mask(self, site: int, shape: torch.Size, p: float, device: torch.device) -> Tensor:
+    def keep_mask(
+        self, site: int, shape: torch.Size, p: float, device: torch.device, out: Tensor | None = None
+    ) -> Tensor:
+        """Keep decisions (P = 1 - p): bool, or 0/1 written into the float tensor ``out``."""
         raise NotImplementedError
 
     def normal(self, site: int, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
@@ -153,8 +156,10 @@ class CounterNoise(Noise):
         self.seed, self.stream = seed, stream
         self.first_sample, self.n_samples = first_sample, n_samples
 
-    def keep_mask(self, site, shape, p, device):
-        return _rng.bernoulli_keep(self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device)
+    def keep_mask(self, site, shape, p, device, out=None):
+        return _rng.bernoulli_keep(
+            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device, out
+        )
 
     def normal(self, site, shape, dtype, device):
         return _rng.standard_normal(
@@ -165,8 +170,9 @@ class CounterNoise(Noise):
 class TorchNoise(Noise):
     """Noise from torch's global generator: training-time forward passes (one sample)."""
 
-    def keep_mask(self, site, shape, p, device):
-        return torch.rand(shape, device=device) >= p
+    def keep_mask(self, site, shape, p, device, out=None):
+        keep = torch.rand(shape, device=device) >= p
+        return keep if out is None else out.view(shape).copy_(keep)
 
     def normal(self, site, shape, dtype, device):
         return torch.randn(shape, dtype=dtype, device=device)
@@ -189,6 +195,10 @@ class StochasticMode(TorchFunctionMode):
         record: if given, every candidate call is appended to it.
         module_stack: names of the modules being executed (innermost last), for ``record``.
         weight_ids: ``id(weight) -> layer name`` for weight sites (``plan.weight_ids(model)``).
+        overwritable: dropout sites whose input nothing else reads (found on the traced graph):
+            with more than one sample and no autograd, their noise is applied in place, which
+            saves a fresh allocation per chunk. The values are the same either way.
+        workspace: mask buffers shared by the chunks of one run (a dict the engine owns).
     """
 
     def __init__(
@@ -199,9 +209,12 @@ class StochasticMode(TorchFunctionMode):
         record: list[SiteCall] | None = None,
         module_stack: list[str] | None = None,
         weight_ids: Mapping[int, str] | None = None,
+        overwritable: frozenset[int] = frozenset(),
+        workspace: dict | None = None,
     ) -> None:
         super().__init__()
         self.plan, self.noise, self.index_map = plan, noise, index_map
+        self.overwritable, self.workspace = overwritable, workspace
         self.record, self.module_stack = record, module_stack
         self.weight_ids = weight_ids or {}
         self.count = 0
@@ -220,6 +233,18 @@ class StochasticMode(TorchFunctionMode):
         return index, rate, active
 
     # -- noise ---------------------------------------------------------------------------------
+    def _buffer(self, site: int, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """A float tensor of ``shape`` for a mask: from ``workspace`` (reused by the next chunk,
+        so only without autograd, which would save it), else new."""
+        numel = shape.numel()
+        if self.workspace is None or torch.is_grad_enabled():
+            return torch.empty(shape, dtype=dtype, device=device)
+        key = (site, dtype, device)
+        buffer = self.workspace.get(key)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self.workspace[key] = torch.empty(numel, dtype=dtype, device=device)
+        return buffer[:numel].view(shape)
+
     def _n(self) -> int:
         return self.noise.n_samples if self.noise is not None else 1
 
@@ -231,6 +256,14 @@ class StochasticMode(TorchFunctionMode):
         if self.plan.method is Method.GAUSSIAN:
             std = math.sqrt(p / (1.0 - p))
             return x * (1.0 + std * noise.normal(site, shape, x.dtype, x.device))
+        if kind in (SiteKind.DROPOUT, SiteKind.FEATURE, SiteKind.ATTENTION, SiteKind.LAYER_INPUT) and p < 1.0:
+            # A float 0/1 mask (a bool factor would send x through a slow casting loop), written into
+            # a buffer kept across chunks when autograd does not hold on to it.
+            keep = noise.keep_mask(site, shape, p, x.device, self._buffer(site, shape, x.dtype, x.device))
+            # A batch of one replicates as a stride-0 view of the prefix's output: never written.
+            if site in self.overwritable and not torch.is_grad_enabled() and noise.n_samples > 1 and x.is_contiguous():
+                return x.mul_(keep).mul_(1.0 / (1.0 - p))
+            return (x * keep).mul_(1.0 / (1.0 - p))
         keep = noise.keep_mask(site, shape, p, x.device)
         if kind in (SiteKind.ALPHA, SiteKind.FEATURE_ALPHA):
             a = 1.0 / math.sqrt((_SELU_ALPHA**2 * p + 1.0) * (1.0 - p))

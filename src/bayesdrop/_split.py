@@ -8,12 +8,15 @@ per input. The user's model is shared, not copied: both halves call its modules 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, fx, nn
+from torch.nn.modules import module as _module_hooks
 
-from ._sites import SitePlan, StochasticMode
+from ._sites import SiteKind, SitePlan, StochasticMode
 
 
 class _Tracer(fx.Tracer):
@@ -42,6 +45,7 @@ class Split:
     tail_sites: list[int]  # global site index of each candidate call in the tail, in order
     prefix_nodes: int
     tail_nodes: int
+    overwritable: frozenset[int] = field(default_factory=frozenset)  # see StochasticMode
 
 
 class _Probe(fx.Interpreter):
@@ -136,6 +140,14 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
     def count(g):
         return sum(1 for n in g.nodes if n.op in ("call_module", "call_function", "call_method"))
 
+    by_index = {call.index: call for call in record}
+    overwritable = set()
+    for node in graph.nodes:
+        indices = probe.sites.get(node, ())
+        if node in tail and len(indices) == 1 and by_index[indices[0]].kind in (SiteKind.DROPOUT, SiteKind.FEATURE):
+            source = node.args[0] if node.args else node.kwargs.get("input")
+            if isinstance(source, fx.Node) and _owned(tail_env[source], tail_module):
+                overwritable.add(indices[0])
     return Split(
         prefix=prefix_module,
         tail=tail_module,
@@ -143,4 +155,60 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
         tail_sites=tail_sites,
         prefix_nodes=count(prefix_graph),
         tail_nodes=count(tail_graph),
+        overwritable=frozenset(overwritable),
     )
+
+
+# Operations whose result is a new tensor, and those whose result may share its input's memory.
+_FRESH_FUNCTIONS = {
+    F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.gelu, F.silu, F.mish, F.softplus, F.layer_norm,
+    F.group_norm, F.batch_norm, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
+    F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.softmax,
+    F.log_softmax, F.embedding, torch.tanh, torch.sigmoid, torch.matmul, torch.bmm, torch.cat, torch.add,
+    torch.mul, torch.sub, operator.add, operator.sub, operator.mul, operator.truediv, operator.matmul,
+}  # fmt: skip
+_INPLACE_ARGUMENT_FUNCTIONS = {F.relu, F.relu6, F.elu, F.selu, F.celu, F.leaky_relu, F.hardtanh, F.hardswish}
+_FRESH_METHODS = {"tanh", "sigmoid", "softmax", "log_softmax", "matmul", "add", "sub", "mul", "gelu"}
+_VIEW_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "contiguous"}
+_FRESH_MODULES = (
+    nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+    nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.GELU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Softmax, nn.LogSoftmax, nn.Embedding,
+)  # fmt: skip
+_INPLACE_FLAG_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.LeakyReLU, nn.Hardtanh, nn.SiLU, nn.Mish, nn.Hardswish
+)  # fmt: skip
+
+
+def _owned(node: fx.Node, gm: fx.GraphModule) -> bool:
+    """Whether the tensor ``node`` makes is read by nothing but its one user in ``gm``'s graph and
+    shares memory with nothing that is (or that the caller holds). Placeholders of the tail are
+    the engine's replicated copies. Conservative: an operation not listed is not owned."""
+    if len(node.users) != 1 or _module_hooks._global_forward_hooks:
+        return False
+    if node.op == "placeholder":
+        return True
+    source = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+    if node.op == "call_function":
+        if node.target in _FRESH_FUNCTIONS:
+            return True
+        if node.target in _INPLACE_ARGUMENT_FUNCTIONS or node.target is torch.relu:
+            inplace = node.kwargs.get("inplace", node.args[-1] if len(node.args) > 1 else False)
+            return inplace is False or (source is not None and _owned(source, gm))
+        if node.target is torch.flatten:
+            return source is not None and _owned(source, gm)
+        return False
+    if node.op == "call_method":
+        if node.target in _FRESH_METHODS:
+            return True
+        return node.target in _VIEW_METHODS and source is not None and _owned(source, gm)
+    if node.op == "call_module":
+        module = gm.get_submodule(node.target)
+        if module._forward_hooks or module._forward_pre_hooks:
+            return False
+        if isinstance(module, _FRESH_MODULES):
+            return True
+        if isinstance(module, (*_INPLACE_FLAG_MODULES, nn.Flatten, nn.Identity)):
+            aliases = isinstance(module, (nn.Flatten, nn.Identity)) or getattr(module, "inplace", False)
+            return not aliases or (source is not None and _owned(source, gm))
+    return False

@@ -583,6 +583,7 @@ class MCModel(nn.Module):
                 hint,
                 consume,
                 scoped=route.scopes is not None,
+                overwritable=route.split.overwritable if route.kind == "fx" else frozenset(),
             )
 
     def _budget(self, batch: Batch) -> int:
