@@ -5,12 +5,20 @@ All three approaches run in this one process on the same machine, on the same mo
 the table prints times and ratios. "plain replication" is what TorchUncertainty and baal do:
 the whole model on T stacked copies of the batch, dropout modules in train mode.
 
-Cases (targets from the project's issue 2):
+CPU cases (targets from the project's issues 2 and 11):
   a. LeNet-5 (dropout after the fully connected layers), batch 256, T = 100
   b. ResNet-18 (32x32, dropout before the classifier), batch 64, T = 100
-  c. UCI MLP (13 inputs, 50 hidden, dropout on input and hidden), 51 rows, T = 10,000
+  c. UCI MLP (13 inputs, 50 hidden, dropout p = 0.05 on input and hidden), 51 rows, T = 10,000
 Memory: on (b), peak extra resident memory of predict at T = 1,000 vs T = 10 (samples not kept),
 each measured in a fresh subprocess.
+
+``--device cuda`` runs the GPU cases of issue 11 instead (no memory case):
+  a. ResNet-18 (32x32, dropout before the classifier), batch 256, T = 100
+  b. LeNet-5 with dropout after every layer block, batch 1,024, T = 100
+  c. the UCI MLP as above
+Every table also has "limit": bayesdrop's own split, the prefix computed once and the stochastic
+tail replicated with torch's own (unseeded) dropout, the floor for seeded masks on that route.
+``--cases gpu --batch-scale 16`` runs the GPU cases with smaller batches (a smoke run on a CPU).
 """
 
 from __future__ import annotations
@@ -66,18 +74,34 @@ def deterministic(model, x, samples):
         return model(x)
 
 
+def prefix_once_limit(mc, model, x, samples):
+    """The split bayesdrop chose, run without its masks: prefix once, tail on T replicas with the
+    model's dropout modules in train mode (torch's RNG). Reads the wrapper's private route."""
+    split = mc._runtime.route.split
+    with torch.no_grad(), dropout_on(model):
+        boundary = split.prefix(x)
+        out = split.tail(*(b.repeat(samples, *([1] * (b.dim() - 1))) for b in boundary))
+    return torch.softmax(out, -1).reshape(samples, x.shape[0], -1).mean(0)
+
+
 def timed(fn, repeats: int) -> float:
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     fn()  # warm-up (and, for bayesdrop, the one-time probe of the model)
     times = []
     for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
+        if cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def case(name, model, x, samples, task, repeats, slow_repeats):
-    model.eval()
+def case(name, model, x, samples, task, repeats, slow_repeats, device="cpu"):
+    model = model.to(device).eval()
+    x = x.to(device)
     mc = bd.wrap(model, task=task)
     rows = {}
     print(f"[{name}] timing ...", file=sys.stderr, flush=True)
@@ -85,6 +109,8 @@ def case(name, model, x, samples, task, repeats, slow_repeats):
     rows["naive Python loop"] = timed(lambda: naive_loop(model, x, samples), slow_repeats)
     rows["plain batch replication"] = timed(lambda: plain_replication(model, x, samples), slow_repeats)
     rows["bayesdrop"] = timed(lambda: mc.predict(x, samples=samples, seed=0), repeats)
+    if mc._runtime.route.kind == "fx":
+        rows["limit"] = timed(lambda: prefix_once_limit(mc, model, x, samples), repeats)
     return {
         "case": name,
         "samples": samples,
@@ -174,71 +200,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--device", default="cpu", help="cpu (the CPU cases) or cuda (the GPU cases)")
+    parser.add_argument("--cases", choices=["cpu", "gpu"], help="which case set (default: the device's)")
+    parser.add_argument("--batch-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child)
         return
     repeats, slow = (3, 1) if args.quick else (5, 2)
+    device = torch.device(args.device)
     torch.manual_seed(0)
-    results = [
-        case(
-            "a. LeNet-5, batch 256",
-            LeNet5(input_size=28, dropout=0.5),
-            torch.randn(256, 1, 28, 28),
-            100,
-            "classification",
-            repeats,
-            slow,
-        ),
-        case(
-            "b. ResNet-18 32x32, batch 64",
-            ResNet18(in_channels=3, input_size=32, dropout=0.5),
-            torch.randn(64, 3, 32, 32),
-            100,
-            "classification",
-            repeats,
-            1,
-        ),
-        case(
-            "c. UCI MLP 13-50-1, 51 rows",
-            RegressionMLP(in_features=13, hidden=(50,), dropout=0.05, placement="both"),
-            torch.randn(51, 13),
-            10_000,
-            "regression",
-            repeats,
-            slow,
-        ),
-    ]
+
+    def batch(size: int) -> int:
+        return max(1, round(size / args.batch_scale))
+
+    def lenet(placement):
+        return LeNet5(input_size=28, dropout=0.5, placement=placement)
+
+    def resnet():
+        return ResNet18(in_channels=3, input_size=32, dropout=0.5)
+
+    uci_mlp = RegressionMLP(in_features=13, hidden=(50,), dropout=0.05, placement="both")
+    uci = ("c. UCI MLP 13-50-1, 51 rows", uci_mlp, torch.randn(51, 13), 10_000)
+    if (args.cases or device.type) == "cpu":
+        specs = [
+            ("a. LeNet-5, batch 256", lenet("fc"), torch.randn(batch(256), 1, 28, 28), 100),
+            ("b. ResNet-18 32x32, batch 64", resnet(), torch.randn(batch(64), 3, 32, 32), 100),
+            uci,
+        ]
+    else:
+        specs = [
+            ("a. ResNet-18 32x32, batch 256", resnet(), torch.randn(batch(256), 3, 32, 32), 100),
+            ("b. LeNet-5 all dropout, batch 1,024", lenet("all"), torch.randn(batch(1024), 1, 28, 28), 100),
+            uci,
+        ]
+    results = []
+    for name, model, x, samples in specs:
+        task = "regression" if isinstance(model, RegressionMLP) else "classification"
+        slow_repeats = 1 if isinstance(model, ResNet18) and device.type == "cpu" else slow
+        results.append(case(name, model, x, samples, task, repeats, slow_repeats, device))
     cpu = platform.processor() or platform.machine()
     machine = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        machine = f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
     print(f"machine: {machine}\n")
     print(
-        "| case | T | naive loop | plain replication | bayesdrop | 1 forward "
-        "| plain / bayesdrop | naive / bayesdrop | bayesdrop / 1 forward |"
+        "| case | T | naive loop | plain replication | bayesdrop | limit | 1 forward "
+        "| plain / bayesdrop | bayesdrop / limit | naive / bayesdrop | bayesdrop / 1 forward |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         s = r["seconds"]
-        ours = s["bayesdrop"]
+        ours, limit = s["bayesdrop"], s.get("limit")
         print(
             f"| {r['case']} | {r['samples']:,} | {s['naive Python loop']:.3f} s | "
-            f"{s['plain batch replication']:.3f} s | "
-            f"{ours:.4f} s | {s['one deterministic forward']:.4f} s | **{s['plain batch replication'] / ours:.1f}x** | "
-            f"{s['naive Python loop'] / ours:.1f}x | {ours / s['one deterministic forward']:.2f}x |"
+            f"{s['plain batch replication']:.3f} s | {ours:.4f} s | "
+            + (f"{limit:.4f} s" if limit else "-")
+            + f" | {s['one deterministic forward']:.4f} s | **{s['plain batch replication'] / ours:.1f}x** | "
+            + (f"{ours / limit:.2f}x" if limit else "-")
+            + f" | {s['naive Python loop'] / ours:.1f}x | {ours / s['one deterministic forward']:.2f}x |"
         )
     print()
     for r in results:
         print(f"{r['case']}: {r['describe']}")
-    memory = memory_case()
-    for kind, label in (("heap", "heap in use"), ("rss", "resident set")):
+    memory = memory_case() if (args.cases or device.type) == "cpu" else None
+    for kind, label in (("heap", "heap in use"), ("rss", "resident set")) if memory else ():
         small, large = memory[10][kind], memory[1000][kind]
         print(
             f"memory (b), peak extra {label} during predict, samples not kept: T=10: {small / 2**20:.1f} MiB, "
             f"T=1,000: {large / 2**20:.1f} MiB, ratio {large / max(small, 1):.2f}x"
         )
     if args.json:
-        payload = {"machine": machine, "cases": results, "memory_peak_extra_bytes": memory}
+        payload = {"machine": machine, "device": str(device), "cases": results, "memory_peak_extra_bytes": memory}
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
             json.dump(payload, f, indent=2)

@@ -231,6 +231,11 @@ def _split_samples(out: object, n: int, batch: int) -> object:
     return tree_map(reshape, out)
 
 
+def _at_least_float32(values: Tensor) -> Tensor:
+    """Half-precision outputs (``torch.autocast``) are reduced, and reported, in float32."""
+    return values.float() if values.is_floating_point() and values.element_size() < 4 else values
+
+
 class _RunningMoments:
     """Mean and sum of squared deviations over samples, merged chunk by chunk (Chan et al.)."""
 
@@ -278,6 +283,7 @@ class ClassificationReducer:
                 "Expected the model's output to be a (B, C) tensor of class scores for "
                 f"task='classification', but got {shape}."
             )
+        out = _at_least_float32(out)
         self.dtype = out.dtype
         log_probs = _log_probs(out, self.output)
         probs = log_probs.exp()
@@ -345,6 +351,7 @@ class RegressionReducer:
 
     def update(self, out: object, n: int) -> None:
         mean, var = mean_variance(out, self.output)
+        mean, var = _at_least_float32(mean), None if var is None else _at_least_float32(var)
         self.dtype = mean.dtype
         self.moments.update(mean.double())
         if var is not None:

@@ -1,0 +1,246 @@
+"""The counter-based generator: published test vectors, the same bits from NumPy and from torch,
+the exact law of the keep decisions, and the engine paths that use them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+import bayesdrop as bd
+from _models import force_full_replication
+from bayesdrop import _rng
+from bayesdrop.models import LeNet5, RegressionMLP
+
+_F = (1 << 64) - 1
+# Random123's kat_vectors for philox4x64-10: counter, key, output.
+_KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x16554D9ECA36314C, 0xDB20FE9D672D0FDC, 0xD7E772CEE186176B, 0x7E68B68AEC7BA23B)),
+    ((_F, _F, _F, _F), (_F, _F), (0x87B092C3013FE90B, 0x438C3C67BE8D0224, 0x9CC7D7C69CD777B6, 0xA09CAEBF594F0BA0)),
+    (
+        (0x243F6A8885A308D3, 0x13198A2E03707344, 0xA4093822299F31D0, 0x082EFA98EC4E6C89),
+        (0x452821E638D01377, 0xBE5466CF34E90C6C),
+        (0xA528F45403E61D95, 0x38C72DBD566E9788, 0xA5A1610E72FD18B5, 0x57BD43B5E52B7FE6),
+    ),
+]
+_CPU = torch.device("cpu")
+
+
+def _unsigned(values: torch.Tensor) -> list[int]:
+    return [v & _F for v in values.tolist()]
+
+
+@pytest.mark.parametrize(("counter", "key", "expected"), _KAT)
+def test_torch_philox_matches_the_published_test_vectors(counter, key, expected):
+    counters = torch.tensor([[_rng._signed(c) for c in counter]], dtype=torch.int64)
+    assert tuple(_unsigned(_rng.philox4x64(counters, key)[0])) == expected
+
+
+@pytest.mark.parametrize(("counter", "key", "expected"), _KAT)
+def test_numpy_philox_is_the_same_cipher(counter, key, expected):
+    # NumPy adds one to its 256-bit counter before each block.
+    words = [c for c in counter]
+    for i in range(4):
+        words[i] = (words[i] - 1) & _F
+        if words[i] != _F:
+            break
+    generator = np.random.Philox(key=np.array(key, dtype=np.uint64), counter=np.array(words, dtype=np.uint64))
+    assert tuple(int(v) for v in generator.random_raw(4)) == expected
+
+
+@pytest.mark.parametrize("first_block", [0, 1, 12345, 2**40 + 7, 2**63 + 5])
+def test_block_b_is_the_cipher_of_counter_b_plus_one_on_both_paths(first_block):
+    key = (2**63 + 11, 2**62 + 3)
+    from_numpy = _rng._blocks_numpy(key, first_block, 3).view(np.uint64)
+    blocks = torch.tensor([_rng._signed(first_block + i) for i in range(3)], dtype=torch.int64)
+    from_torch = _rng._blocks_torch(key, blocks).view(torch.int64)
+    assert [int(v) for v in from_numpy] == _unsigned(from_torch)
+
+
+@pytest.mark.parametrize(
+    ("seed", "stream", "site"), [(0, 0, 0), (2**53 + 1, 3, 7), (-5, 2**31, 2**31 - 1), (2**64 - 1, 1, 2)]
+)
+def test_random_bytes_are_the_same_from_numpy_and_torch(seed, stream, site):
+    a = _rng.random_bytes(seed, stream, site, 5, 7, 100, _CPU, backend="numpy")
+    b = _rng.random_bytes(seed, stream, site, 5, 7, 100, _CPU, backend="torch")
+    assert a.shape == (7, 100) and a.dtype == torch.uint8 and torch.equal(a, b)
+
+
+def test_random_bytes_of_a_sample_do_not_depend_on_the_chunk():
+    whole = _rng.random_bytes(1, 2, 3, 0, 10, 70, _CPU)
+    parts = torch.cat([_rng.random_bytes(1, 2, 3, first, n, 70, _CPU) for first, n in ((0, 3), (3, 1), (4, 6))])
+    assert torch.equal(whole, parts)
+
+
+def test_seeds_above_two_to_the_53_do_not_collide():
+    # Python ints handed to NumPy as a list go through float64: 2**53 and 2**53 + 1 would collide.
+    a = _rng.random_bytes(2**53, 0, 0, 0, 1, 32, _CPU)
+    b = _rng.random_bytes(2**53 + 1, 0, 0, 0, 1, 32, _CPU)
+    assert not torch.equal(a, b)
+
+
+def test_decision_bits_are_no_more_than_the_rate_needs():
+    assert [_rng.decision_bits(_rng.keep_threshold(p)) for p in (0.5, 0.25, 0.75, 0.125, 0.1875, 0.0, 1.0)] == [
+        1,
+        2,
+        2,
+        4,
+        4,
+        1,
+        1,
+    ]
+    assert _rng.decision_bits(_rng.keep_threshold(0.01171875)) == 8  # 3 / 256
+    assert _rng.decision_bits(_rng.keep_threshold(0.05)) is None  # 8 bits and ties
+
+
+def _reference_keep(seed, stream, site, first, n, per_sample, p, capacity):
+    """The keep law written out element by element: U < K for a 32-bit U whose leading bits are
+    read first (``bits`` of them, packed low bits first), and, on a tie of the leading byte, the
+    next 24 bits of the sample's reserve, or of the overflow stream."""
+    threshold = _rng.keep_threshold(p)
+    bits = _rng.decision_bits(threshold)
+    if bits is not None:
+        raw = _rng.random_bytes(seed, stream, site, first, n, math.ceil(per_sample * bits / 8), _CPU).numpy()
+        keep = np.zeros((n, per_sample), dtype=bool)
+        for r in range(n):
+            for e in range(per_sample):
+                value = (int(raw[r, e * bits // 8]) >> (e * bits % 8)) & ((1 << bits) - 1)
+                keep[r, e] = value < threshold >> (32 - bits)
+        return keep
+    raw = _rng.random_bytes(seed, stream, site, first, n, per_sample + 3 * capacity, _CPU).numpy()
+    overflow_key = _rng._site_key(seed, stream, site | 2**31)
+    keep = np.zeros((n, per_sample), dtype=bool)
+    for r in range(n):
+        rank = 0
+        for e in range(per_sample):
+            lead = int(raw[r, e])
+            if lead != threshold >> 24:
+                keep[r, e] = lead < threshold >> 24
+                continue
+            if rank < capacity:
+                low = raw[r, per_sample + 3 * rank : per_sample + 3 * rank + 3]
+            else:
+                low = _rng._blocks_numpy(overflow_key, (first + r) * per_sample + e, 1)[:3]
+            rank += 1
+            u = lead << 24 | int(low[0]) | int(low[1]) << 8 | int(low[2]) << 16
+            keep[r, e] = u < threshold
+    return keep
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.1875, 0.05, 0.3, 0.01171875])
+@pytest.mark.parametrize("capacity", [None, 1])
+def test_keep_decisions_follow_the_law_on_both_paths(p, capacity):
+    n, rows, width = 6, 5, 181  # 905 units per sample: about 3.5 ties each at a non-dyadic rate
+    shape = torch.Size([n * rows, width])
+    reference = _reference_keep(9, 1, 4, 3, n, rows * width, p, capacity or _rng.tie_capacity(rows * width))
+    for backend in ("numpy", "torch"):
+        keep = _rng.bernoulli_keep(9, 1, 4, 3, n, shape, p, _CPU, backend=backend, capacity=capacity)
+        assert keep.dtype == torch.bool and keep.shape == shape
+        assert np.array_equal(keep.reshape(n, -1).numpy(), reference)
+        out = torch.full(shape, 7.0, dtype=torch.float64)
+        written = _rng.bernoulli_keep(9, 1, 4, 3, n, shape, p, _CPU, out=out, backend=backend, capacity=capacity)
+        assert written.data_ptr() == out.data_ptr() and torch.equal(written.bool(), keep)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.1875, 0.9])
+def test_keep_rate_is_one_minus_p(p):
+    keep = _rng.bernoulli_keep(3, 0, 1, 0, 100, torch.Size([100 * 100, 100]), p, _CPU)
+    rate, count = keep.double().mean().item(), keep.numel()
+    assert abs(rate - (1 - p)) < 5 * math.sqrt(p * (1 - p) / count)
+
+
+def test_keep_decisions_are_independent_of_each_other():
+    keep = _rng.bernoulli_keep(4, 0, 2, 0, 200, torch.Size([200, 5000]), 0.05, _CPU).double()
+    # neighbouring units, and the same unit in consecutive samples, are uncorrelated
+    for a, b in ((keep[:, :-1], keep[:, 1:]), (keep[:-1], keep[1:])):
+        corr = np.corrcoef(a.reshape(-1).numpy(), b.reshape(-1).numpy())[0, 1]
+        assert abs(corr) < 5 / math.sqrt(a.numel())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_normals_are_standard_and_the_same_on_both_paths(dtype):
+    shape = torch.Size([40 * 10, 251])  # odd per-sample count: the last pair is half used
+    a = _rng.standard_normal(5, 1, 2, 7, 40, shape, dtype, _CPU, backend="numpy")
+    b = _rng.standard_normal(5, 1, 2, 7, 40, shape, dtype, _CPU, backend="torch")
+    assert a.dtype == dtype and a.shape == shape and torch.equal(a, b)
+    values = a.double().reshape(-1).numpy()
+    assert stats.kstest(values, "norm").pvalue > 1e-3
+    chunked = torch.cat(
+        [
+            _rng.standard_normal(5, 1, 2, 7 + first, n, torch.Size([n * 10, 251]), dtype, _CPU)
+            for first, n in ((0, 15), (15, 25))
+        ]
+    )
+    assert torch.equal(a, chunked)
+
+
+def _force_torch_bits(monkeypatch):
+    monkeypatch.setattr(_rng, "_use_numpy", lambda device, backend: backend == "numpy")
+
+
+@pytest.mark.parametrize("method", ["dropout", "dropconnect", "gaussian"])
+def test_predict_gives_the_same_samples_with_the_torch_generator(monkeypatch, method):
+    """What a GPU runs (the torch path) and what the CPU runs give the same numbers."""
+    torch.manual_seed(0)
+    model = LeNet5(input_size=28, dropout=0.3).eval()
+    x = torch.randn(6, 1, 28, 28)
+    reference = bd.wrap(model, method=method, p=0.3).predict(x, samples=7, seed=11, keep_samples=True)
+    _force_torch_bits(monkeypatch)
+    again = bd.wrap(model, method=method, p=0.3).predict(x, samples=7, seed=11, keep_samples=True)
+    assert torch.equal(reference.samples, again.samples)
+
+
+class _Residual(nn.Module):
+    """Dropout whose input is read again afterwards: it must not be overwritten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.drop, self.head = nn.Linear(4, 16), nn.Dropout(0.25), nn.Linear(16, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.inner(x))
+        return self.head(self.drop(h) + h)
+
+
+@pytest.mark.parametrize(("rows", "chunk"), [(1, 8), (9, 8), (9, 1)])
+def test_dropout_in_place_only_where_nothing_else_reads_the_input(rows, chunk):
+    torch.manual_seed(1)
+    mlp = RegressionMLP(in_features=4, hidden=(16,), dropout=0.1, placement="both").eval()
+    for model, overwritten in ((mlp, {0, 2}), (_Residual().eval(), set())):
+        x = torch.randn(rows, 4)
+        before = x.clone()
+        mc = bd.wrap(model, task="regression", tau=1.0)
+        fast = mc.predict(x, samples=40, seed=2, keep_samples=True, chunk_size=chunk)
+        assert mc._runtime.route.kind == "fx" and set(mc._runtime.route.split.overwritable) == overwritten
+        assert torch.equal(x, before)  # the caller's input (a view of it reaches the dropout) is untouched
+        slow = bd.wrap(model, task="regression", tau=1.0)
+        slow.predict(x, samples=1, seed=0)  # the probe
+        force_full_replication(slow)
+        full = slow.predict(x, samples=40, seed=2, keep_samples=True, chunk_size=chunk)
+        assert torch.allclose(fast.samples, full.samples, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_through_several_chunks_with_mask_buffers():
+    torch.manual_seed(2)
+    model = RegressionMLP(in_features=3, hidden=(8,), dropout=0.2, placement="both").eval()
+    x = torch.randn(5, 3, requires_grad=True)
+    pred = bd.wrap(model, task="regression", tau=1.0).predict(x, samples=12, seed=0, grad=True, chunk_size=4)
+    pred.mean.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_predict_under_autocast_reduces_in_float32():
+    torch.manual_seed(3)
+    model = LeNet5(input_size=28, dropout=0.5).eval()
+    x = torch.randn(4, 1, 28, 28)
+    mc = bd.wrap(model)
+    reference = mc.predict(x, samples=10, seed=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pred = mc.predict(x, samples=10, seed=1, keep_samples=True)
+    assert pred.mean.dtype == pred.samples.dtype == pred.epistemic.dtype == torch.float32
+    assert torch.allclose(pred.mean.sum(-1), torch.ones(4), atol=1e-5)
+    assert (pred.mean - reference.mean).abs().max() < 0.05  # bf16 matmuls, same masks
