@@ -132,11 +132,13 @@ def _reference_keep(seed, stream, site, first, n, per_sample, p, capacity):
 
 
 @pytest.mark.parametrize("p", [0.5, 0.25, 0.1875, 0.05, 0.3, 0.01171875])
-@pytest.mark.parametrize("capacity", [None, 1])
+@pytest.mark.parametrize("capacity", [None, 0, 1])
 def test_keep_decisions_follow_the_law_on_both_paths(p, capacity):
     n, rows, width = 6, 5, 181  # 905 units per sample: about 3.5 ties each at a non-dyadic rate
     shape = torch.Size([n * rows, width])
-    reference = _reference_keep(9, 1, 4, 3, n, rows * width, p, capacity or _rng.tie_capacity(rows * width))
+    reference = _reference_keep(
+        9, 1, 4, 3, n, rows * width, p, _rng.tie_capacity(rows * width) if capacity is None else capacity
+    )
     for backend in ("numpy", "torch"):
         keep = _rng.bernoulli_keep(9, 1, 4, 3, n, shape, p, _CPU, backend=backend, capacity=capacity)
         assert keep.dtype == torch.bool and keep.shape == shape

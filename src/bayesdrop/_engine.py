@@ -150,6 +150,7 @@ def run_samples(
     consume: Callable[[object, int], None],
     scoped: bool = False,
     overwritable: frozenset[int] = frozenset(),
+    consistent: bool = False,
 ) -> float | None:
     """Run ``forward`` on ``samples`` replicas of ``inputs`` and feed each chunk to ``consume``.
 
@@ -162,6 +163,7 @@ def run_samples(
         scoped: ``forward`` enters the mode itself, only where stochastic calls are made (the
             measuring pass still runs wholly under it, to see every tensor).
         overwritable: sites whose input may be overwritten (see ``StochasticMode``).
+        consistent: every row of a sample gets the same noise (see ``CounterNoise``).
 
     Returns:
         The measured peak bytes per sample (for sizing later chunks), the hint given, or None
@@ -173,7 +175,7 @@ def run_samples(
     done = 0
     workspace: dict = {}
     if chunk is None and bytes_per_sample is None:
-        mode = _PeakMode(plan, CounterNoise(seed, stream, 0, 1), index_map=index_map, weight_ids=weight_ids)
+        mode = _PeakMode(plan, CounterNoise(seed, stream, 0, 1, consistent), index_map=index_map, weight_ids=weight_ids)
         try:
             with mode:
                 out = forward(1, inputs.args, inputs.kwargs, mode, True)
@@ -190,7 +192,7 @@ def run_samples(
         n = min(chunk, samples - done)
         try:
             args, kwargs = inputs.replicated(n)
-            noise = CounterNoise(seed, stream, done, n)
+            noise = CounterNoise(seed, stream, done, n, consistent)
             mode = StochasticMode(
                 plan, noise, index_map, weight_ids=weight_ids, overwritable=overwritable, workspace=workspace
             )

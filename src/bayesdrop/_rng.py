@@ -94,6 +94,13 @@ def _blocks_numpy(key: tuple[int, int], first_block: int, n_blocks: int) -> np.n
     return generator.random_raw(4 * n_blocks).view(np.uint8)
 
 
+def _sample_bytes_numpy(key: tuple[int, int], first_sample: int, n_samples: int, n_bytes: int) -> np.ndarray:
+    """``(n_samples, n_bytes)`` uint8 (a view): sample t owns blocks ``t * B .. (t + 1) * B - 1``."""
+    per_sample = max(1, -(-n_bytes // _BLOCK_BYTES))
+    raw = _blocks_numpy(key, first_sample * per_sample, n_samples * per_sample)
+    return raw.reshape(n_samples, per_sample * _BLOCK_BYTES)[:, :n_bytes]
+
+
 def _blocks_torch(key: tuple[int, int], blocks: torch.Tensor) -> torch.Tensor:
     counters = torch.zeros(blocks.numel(), 4, dtype=torch.int64, device=blocks.device)
     counters[:, 0] = blocks.reshape(-1) + 1
@@ -123,14 +130,12 @@ def random_bytes(
     (the CPU default) or ``"torch"`` (any other device), for tests.
     """
     key = _site_key(seed, stream, site)
-    per_sample = max(1, -(-n_bytes // _BLOCK_BYTES))
     if _use_numpy(device, backend):
-        raw = torch.from_numpy(_blocks_numpy(key, first_sample * per_sample, n_samples * per_sample))
-        raw = raw.to(device)
-    else:
-        first = first_sample * per_sample
-        blocks = torch.arange(first, first + n_samples * per_sample, dtype=torch.int64, device=device)
-        raw = _blocks_torch(key, blocks)
+        return torch.from_numpy(_sample_bytes_numpy(key, first_sample, n_samples, n_bytes)).to(device)
+    per_sample = max(1, -(-n_bytes // _BLOCK_BYTES))
+    first = first_sample * per_sample
+    blocks = torch.arange(first, first + n_samples * per_sample, dtype=torch.int64, device=device)
+    raw = _blocks_torch(key, blocks)
     return raw.reshape(n_samples, per_sample * _BLOCK_BYTES)[:, :n_bytes]
 
 
@@ -154,23 +159,25 @@ def tie_capacity(per_sample: int) -> int:
     return math.ceil(mean + 10.0 * math.sqrt(mean) + 10.0)
 
 
-def _unpack(raw: torch.Tensor, bits: int, count: int) -> torch.Tensor:
-    """``(n, bytes)`` uint8 -> ``(n, count)`` values of ``bits`` bits, low bits of a byte first."""
+def _below_torch(raw: torch.Tensor, bits: int, count: int, bound: int) -> torch.Tensor:
+    """``(n, bytes)`` uint8 read as ``bits``-bit fields (low bits of a byte first) -> ``(n, count)``
+    bool ``field < bound``."""
     if bits == 8:
-        return raw[:, :count]
+        return raw[:, :count] < bound
     shifts = torch.arange(0, 8, bits, dtype=torch.uint8, device=raw.device)
     values = (raw.unsqueeze(-1) >> shifts) & ((1 << bits) - 1)
-    return values.reshape(raw.shape[0], -1)[:, :count]
+    return values.reshape(raw.shape[0], -1)[:, :count] < bound
 
 
-def _unpack_numpy(raw: np.ndarray, bits: int, count: int) -> np.ndarray:
+def _below_numpy(raw: np.ndarray, bits: int, count: int, bound: int) -> np.ndarray:
+    """:func:`_below_torch` in NumPy: one comparison per field position, written in place."""
     if bits == 8:
-        return raw[:, :count]
-    if bits == 1:
-        return np.unpackbits(raw, axis=1, count=count, bitorder="little")
-    shifts = np.arange(0, 8, bits, dtype=np.uint8)
-    values = (raw[:, :, None] >> shifts) & np.uint8((1 << bits) - 1)
-    return values.reshape(raw.shape[0], -1)[:, :count]
+        return raw[:, :count] < bound
+    fields = 8 // bits
+    out = np.empty((*raw.shape, fields), dtype=bool)
+    for k in range(fields):
+        np.less((raw >> np.uint8(k * bits)) & np.uint8((1 << bits) - 1), bound, out=out[:, :, k])
+    return out.reshape(raw.shape[0], -1)[:, :count]
 
 
 def _overflow_tie_values(seed: int, stream: int, site: int, elements, device, numpy: bool):
@@ -188,25 +195,49 @@ def _overflow_tie_values(seed: int, stream: int, site: int, elements, device, nu
 def _tie_values(raw, ties, per_sample: int, capacity: int, first_sample: int, overflow):
     """24-bit values of the tied elements ``ties`` (flat indices into ``(n, per_sample)``,
     ascending; NumPy arrays or torch tensors alike): the ``r``-th tie of a sample reads bytes
-    ``per_sample + 3r ..`` of its row."""
-    if isinstance(ties, np.ndarray):
-        rank, widen = np.arange(len(ties)), lambda a: a.astype(np.int64)
-        first_tie_of_row = np.searchsorted
-    else:
-        rank, widen = torch.arange(len(ties), device=ties.device), lambda a: a.to(torch.int64)
-        first_tie_of_row = torch.searchsorted
+    ``per_sample + 3r ..`` of its row (little-endian)."""
+    numpy = isinstance(ties, np.ndarray)
     rows = ties // per_sample
-    rank = rank - first_tie_of_row(rows, rows)
-    inside = rank < capacity
-    offset, row_in = per_sample + _TIE_BYTES * rank[inside], rows[inside]
-    values = ties * 0
-    values[inside] = (
-        widen(raw[row_in, offset]) | widen(raw[row_in, offset + 1]) << 8 | widen(raw[row_in, offset + 2]) << 16
+    rank = (np.arange(len(ties)) if numpy else torch.arange(len(ties), device=ties.device)) - (
+        np.searchsorted(rows, rows) if numpy else torch.searchsorted(rows, rows)
     )
-    if not bool(inside.all()):  # more ties than reserved: a separate, addressable stream
-        outside = ~inside
+    if capacity == 0:
+        values = ties * 0
+    else:
+        start = per_sample + _TIE_BYTES * rank.clip(max=capacity - 1)
+        picked = [raw[rows, start + i] for i in range(_TIE_BYTES)]
+        if numpy:
+            values = picked[0].astype(np.int64) | picked[1].astype(np.int64) << 8 | picked[2].astype(np.int64) << 16
+        else:
+            values = picked[0].long() | picked[1].long() << 8 | picked[2].long() << 16
+    outside = rank >= capacity
+    if bool(outside.any()):  # more ties than reserved: a separate, addressable stream
         values[outside] = overflow((rows[outside] + first_sample) * per_sample + ties[outside] % per_sample)
     return values
+
+
+def _keep_numpy(raw: np.ndarray, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow):
+    if bits is not None:
+        return _below_numpy(raw, bits, per_sample, threshold >> (32 - bits))
+    lead, high = raw[:, :per_sample], threshold >> 24
+    keep = lead < high
+    ties = np.flatnonzero(lead == high)
+    if len(ties):
+        values = _tie_values(raw, ties, per_sample, capacity, first_sample, overflow)
+        keep.reshape(-1)[ties] = values < (threshold & 0xFFFFFF)
+    return keep
+
+
+def _keep_torch(raw: torch.Tensor, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow):
+    if bits is not None:
+        return _below_torch(raw, bits, per_sample, threshold >> (32 - bits))
+    lead, high = raw[:, :per_sample], threshold >> 24
+    keep = lead < high
+    ties = (lead == high).reshape(-1).nonzero().reshape(-1)
+    if ties.numel():
+        values = _tie_values(raw, ties, per_sample, capacity, first_sample, overflow)
+        keep.view(-1)[ties] = values < (threshold & 0xFFFFFF)
+    return keep
 
 
 def bernoulli_keep(
@@ -235,35 +266,19 @@ def bernoulli_keep(
     else:
         capacity, n_bytes = 0, -(-per_sample * bits // 8)
     numpy = _use_numpy(device, backend)
-    raw = random_bytes(seed, stream, site, first_sample, n_samples, n_bytes, "cpu" if numpy else device, backend)
-    if bits is not None:
-        values = (
-            torch.from_numpy(_unpack_numpy(raw.numpy(), bits, per_sample)) if numpy else _unpack(raw, bits, per_sample)
-        )
-        bound, ties = threshold >> (32 - bits), None
+
+    def overflow(elements):
+        return _overflow_tie_values(seed, stream, site, elements, device, numpy)
+
+    if numpy:  # all in NumPy on the CPU: its small operations cost a fraction of torch's
+        raw = _sample_bytes_numpy(_site_key(seed, stream, site), first_sample, n_samples, n_bytes)
+        keep = torch.from_numpy(_keep_numpy(raw, per_sample, threshold, bits, capacity, first_sample, overflow))
     else:
-        values, bound = raw[:, :per_sample], threshold >> 24
-        if numpy:  # NumPy finds the few ties about 3x faster than torch.nonzero
-            ties = torch.from_numpy(np.flatnonzero(values.numpy() == bound))
-            raw = raw.numpy()
-        else:
-            ties = (values == bound).reshape(-1).nonzero().reshape(-1)
-
-        def overflow(elements):
-            return _overflow_tie_values(seed, stream, site, elements, device, numpy)
-
-        tie_values = _tie_values(raw, ties.numpy() if numpy else ties, per_sample, capacity, first_sample, overflow)
-        tie_keep = torch.as_tensor(tie_values < (threshold & 0xFFFFFF))
-    if values.device != torch.device(device):
-        values = values.to(device)
-        ties = None if ties is None else ties.to(device)
+        raw = random_bytes(seed, stream, site, first_sample, n_samples, n_bytes, device, backend)
+        keep = _keep_torch(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
     if out is None:
-        keep = values < bound
-    else:
-        keep = torch.lt(values, bound, out=out.view(values.shape))
-    if ties is not None and ties.numel():
-        keep.view(-1)[ties] = tie_keep.to(device=keep.device, dtype=keep.dtype)
-    return keep.reshape(shape)
+        return keep.to(device).reshape(shape)
+    return out.view(keep.shape).copy_(keep).view(shape)
 
 
 def standard_normal(

@@ -147,14 +147,18 @@ class Noise:
         raise NotImplementedError
 
     n_samples: int = 1
+    consistent: bool = False  # the same noise for every row of a sample
 
 
 class CounterNoise(Noise):
-    """Seeded, chunk-invariant noise for samples ``first_sample .. first_sample + n_samples``."""
+    """Seeded, chunk-invariant noise for samples ``first_sample .. first_sample + n_samples``;
+    ``consistent``: one draw per sample shared by all rows (the same K sub-networks for every
+    input, whatever the batching)."""
 
-    def __init__(self, seed: int, stream: int, first_sample: int, n_samples: int) -> None:
+    def __init__(self, seed: int, stream: int, first_sample: int, n_samples: int, consistent: bool = False) -> None:
         self.seed, self.stream = seed, stream
         self.first_sample, self.n_samples = first_sample, n_samples
+        self.consistent = consistent
 
     def keep_mask(self, site, shape, p, device, out=None):
         return _rng.bernoulli_keep(
@@ -176,6 +180,9 @@ class TorchNoise(Noise):
 
     def normal(self, site, shape, dtype, device):
         return torch.randn(shape, dtype=dtype, device=device)
+
+
+_FLOAT_MASK_ELEMENTS = 1 << 16  # below this a bool mask is cheaper than converting it
 
 
 def _arg(args: Sequence, kwargs: dict, position: int, name: str, default):
@@ -253,13 +260,27 @@ class StochasticMode(TorchFunctionMode):
         noise = self.noise
         feature = kind in (SiteKind.FEATURE, SiteKind.FEATURE_ALPHA)
         shape = x.shape[:2] + (1,) * (x.dim() - 2) if feature and x.dim() > 2 else x.shape
+        target = x
+        if noise.consistent:  # one mask per sample, shared by every row: (T, 1, ...) against (T, rows, ...)
+            n = noise.n_samples
+            if x.dim() == 0 or x.shape[0] % n:
+                raise RuntimeError(f"consistent sampling needs {n} samples x rows along dim 0, got {tuple(x.shape)}")
+            target = x.view(n, x.shape[0] // n, *x.shape[1:]) if x.is_contiguous() else x.reshape(n, -1, *x.shape[1:])
+            shape = torch.Size((n, 1, *shape[1:]))
+        return self._apply_noise(target, site, p, kind, shape).reshape(x.shape)
+
+    def _apply_noise(self, x: Tensor, site: int, p: float, kind: SiteKind, shape: torch.Size) -> Tensor:
+        noise = self.noise
         if self.plan.method is Method.GAUSSIAN:
             std = math.sqrt(p / (1.0 - p))
             return x * (1.0 + std * noise.normal(site, shape, x.dtype, x.device))
         if kind in (SiteKind.DROPOUT, SiteKind.FEATURE, SiteKind.ATTENTION, SiteKind.LAYER_INPUT) and p < 1.0:
-            # A float 0/1 mask (a bool factor would send x through a slow casting loop), written into
-            # a buffer kept across chunks when autograd does not hold on to it.
-            keep = noise.keep_mask(site, shape, p, x.device, self._buffer(site, shape, x.dtype, x.device))
+            # Large masks as float 0/1 (a bool factor sends x through a slow casting loop), written
+            # into a buffer kept across chunks when autograd does not hold on to it.
+            large = shape.numel() >= _FLOAT_MASK_ELEMENTS
+            keep = noise.keep_mask(
+                site, shape, p, x.device, self._buffer(site, shape, x.dtype, x.device) if large else None
+            )
             # A batch of one replicates as a stride-0 view of the prefix's output: never written.
             if site in self.overwritable and not torch.is_grad_enabled() and noise.n_samples > 1 and x.is_contiguous():
                 return x.mul_(keep).mul_(1.0 / (1.0 - p))

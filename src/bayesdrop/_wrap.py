@@ -537,7 +537,18 @@ class MCModel(nn.Module):
         self._run(batch, route, samples, seed, 0, chunk or samples, lambda out, n: outputs.append(out))
         return torch.utils._pytree.tree_map(lambda *parts: torch.cat(parts), *outputs)
 
-    def _run(self, batch: Batch, route: _Route, samples: int, seed: int, stream: int, chunk, consume, hint=None):
+    def _run(
+        self,
+        batch: Batch,
+        route: _Route,
+        samples: int,
+        seed: int,
+        stream: int,
+        chunk,
+        consume,
+        hint=None,
+        consistent=False,
+    ):
         """Sample ``batch`` through ``route``; the one call into the engine."""
         runtime, model = self._runtime, self.model
         plan = runtime.plan
@@ -584,6 +595,7 @@ class MCModel(nn.Module):
                 consume,
                 scoped=route.scopes is not None,
                 overwritable=route.split.overwritable if route.kind == "fx" else frozenset(),
+                consistent=consistent,
             )
 
     def _budget(self, batch: Batch) -> int:
@@ -611,6 +623,7 @@ class MCModel(nn.Module):
         target: Tensor | None = None,
         grad: bool = False,
         chunk_size: int | None = None,
+        consistent: bool = False,
     ) -> Prediction:
         """Draw ``samples`` stochastic forward passes of a batch and reduce them.
 
@@ -633,10 +646,18 @@ class MCModel(nn.Module):
                 ``pred.log_likelihood``.
             grad: keep the autograd graph through the samples (e.g. for CLUE).
             chunk_size: samples per replicated forward pass; default from the memory budget.
+            consistent: sample t uses the same masks (noise, weights) for every input row, so
+                rows scored in different calls, batches or orders see the same ``samples``
+                sub-networks (identical rows give identical samples); what BatchBALD's joint
+                entropy needs. Default: independent noise per row.
         """
-        return self._predict(x, samples, seed, keep_samples, target, grad, chunk_size, stream=0)
+        return self._predict(x, samples, seed, keep_samples, target, grad, chunk_size, stream=0, consistent=consistent)
 
-    def _predict(self, x, samples, seed, keep_samples, target, grad, chunk_size, stream) -> Prediction:
+    def _predict(
+        self, x, samples, seed, keep_samples, target, grad, chunk_size, stream, consistent=False
+    ) -> Prediction:
+        if not isinstance(consistent, bool):
+            raise expected("consistent", "True or False", consistent)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise expected("samples", "an integer >= 1", samples)
         if chunk_size is not None and (
@@ -687,6 +708,7 @@ class MCModel(nn.Module):
                         chunk_size,
                         reducer.update,
                         None if per_row is None else per_row * batch.size,
+                        consistent,
                     )
             except BayesdropError:
                 raise
@@ -748,11 +770,12 @@ class MCModel(nn.Module):
         self,
         loader: Iterable,
         samples: int = 100,
-        seed: int = 0,
+        seed: int | None = 0,
         keep_samples: bool = False,
         progress: bool = False,
         chunk_size: int | None = None,
         target_key: str = "labels",
+        consistent: bool = False,
     ) -> Prediction:
         """Predict every batch of ``loader`` and concatenate.
 
@@ -762,6 +785,8 @@ class MCModel(nn.Module):
         batch index, so the result is reproducible for a given seed and batching. When batches
         carry targets, ``pred.log_likelihood`` is filled (for a point-output regression model
         only with ``tau``: without it the targets are not scored, and a warning says so).
+        With ``consistent`` every batch shares one stream: sample t is the same sub-network for
+        every row of every batch (see :meth:`predict`).
         """
         batches = loader
         if progress:
@@ -771,6 +796,8 @@ class MCModel(nn.Module):
                 batches = tqdm(loader, desc=f"MC x{samples}", unit="batch")
             except ImportError:  # pragma: no cover - tqdm is an optional extra
                 pass
+        if seed is None:  # one seed for the whole loader, so that its batches share their noise
+            seed = int(torch.randint(0, 2**62, (1,)).item())
         results = []
         for index, batch in enumerate(batches):
             if isinstance(batch, Mapping):
@@ -788,7 +815,17 @@ class MCModel(nn.Module):
                 )
                 target = None
             results.append(
-                self._predict(inputs, samples, seed, keep_samples, target, False, chunk_size, stream=index + 1)
+                self._predict(
+                    inputs,
+                    samples,
+                    seed,
+                    keep_samples,
+                    target,
+                    False,
+                    chunk_size,
+                    0 if consistent else index + 1,
+                    consistent,
+                )
             )
         if not results:
             raise expected("loader", "at least one batch", "an empty loader")
