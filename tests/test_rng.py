@@ -146,6 +146,10 @@ def test_keep_decisions_follow_the_law_on_both_paths(p, capacity):
         out = torch.full(shape, 7.0, dtype=torch.float64)
         written = _rng.bernoulli_keep(9, 1, 4, 3, n, shape, p, _CPU, out=out, backend=backend, capacity=capacity)
         assert written.data_ptr() == out.data_ptr() and torch.equal(written.bool(), keep)
+        scaled = _rng.bernoulli_keep(
+            9, 1, 4, 3, n, shape, p, _CPU, out=out, scale=2.5, backend=backend, capacity=capacity
+        )
+        assert torch.equal(scaled, keep.double() * 2.5)
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.1875, 0.9])

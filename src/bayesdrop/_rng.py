@@ -250,13 +250,14 @@ def bernoulli_keep(
     p: float,
     device: torch.device,
     out: torch.Tensor | None = None,
+    scale: float = 1.0,
     backend: str | None = None,
     capacity: int | None = None,
 ) -> torch.Tensor:
     """Keep-mask of ``shape`` (dim 0 = n_samples * rows, sample-major), P(keep) = 1 - p to
-    2**-32: bool, or written as 0/1 into the float tensor ``out`` (contiguous, ``shape``'s number
-    of elements; a buffer reused across chunks costs no fresh pages). ``capacity`` overrides
-    :func:`tie_capacity` (tests)."""
+    2**-32: bool, or ``keep * scale`` written into the float tensor ``out`` (contiguous,
+    ``shape``'s number of elements; a buffer reused across chunks costs no fresh pages).
+    ``capacity`` overrides :func:`tie_capacity` (tests)."""
     per_sample = shape.numel() // n_samples
     threshold = keep_threshold(p)
     bits = decision_bits(threshold)
@@ -278,7 +279,7 @@ def bernoulli_keep(
         keep = _keep_torch(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
     if out is None:
         return keep.to(device).reshape(shape)
-    return out.view(keep.shape).copy_(keep).view(shape)
+    return torch.mul(keep.to(out.device), scale, out=out.view(keep.shape)).view(shape)
 
 
 def standard_normal(

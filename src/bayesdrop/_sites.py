@@ -138,9 +138,9 @@ class Noise:
     """Where the random numbers come from."""
 
     def keep_mask(
-        self, site: int, shape: torch.Size, p: float, device: torch.device, out: Tensor | None = None
+        self, site: int, shape: torch.Size, p: float, device: torch.device, out: Tensor | None = None, scale=1.0
     ) -> Tensor:
-        """Keep decisions (P = 1 - p): bool, or 0/1 written into the float tensor ``out``."""
+        """Keep decisions (P = 1 - p): bool, or ``keep * scale`` written into the float tensor ``out``."""
         raise NotImplementedError
 
     def normal(self, site: int, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
@@ -160,9 +160,9 @@ class CounterNoise(Noise):
         self.first_sample, self.n_samples = first_sample, n_samples
         self.consistent = consistent
 
-    def keep_mask(self, site, shape, p, device, out=None):
+    def keep_mask(self, site, shape, p, device, out=None, scale=1.0):
         return _rng.bernoulli_keep(
-            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device, out
+            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device, out, scale
         )
 
     def normal(self, site, shape, dtype, device):
@@ -174,9 +174,9 @@ class CounterNoise(Noise):
 class TorchNoise(Noise):
     """Noise from torch's global generator: training-time forward passes (one sample)."""
 
-    def keep_mask(self, site, shape, p, device, out=None):
+    def keep_mask(self, site, shape, p, device, out=None, scale=1.0):
         keep = torch.rand(shape, device=device) >= p
-        return keep if out is None else out.view(shape).copy_(keep)
+        return keep if out is None else torch.mul(keep, scale, out=out.view(shape))
 
     def normal(self, site, shape, dtype, device):
         return torch.randn(shape, dtype=dtype, device=device)
@@ -275,16 +275,21 @@ class StochasticMode(TorchFunctionMode):
             std = math.sqrt(p / (1.0 - p))
             return x * (1.0 + std * noise.normal(site, shape, x.dtype, x.device))
         if kind in (SiteKind.DROPOUT, SiteKind.FEATURE, SiteKind.ATTENTION, SiteKind.LAYER_INPUT) and p < 1.0:
-            # Large masks as float 0/1 (a bool factor sends x through a slow casting loop), written
-            # into a buffer kept across chunks when autograd does not hold on to it.
-            large = shape.numel() >= _FLOAT_MASK_ELEMENTS
-            keep = noise.keep_mask(
-                site, shape, p, x.device, self._buffer(site, shape, x.dtype, x.device) if large else None
-            )
-            # A batch of one replicates as a stride-0 view of the prefix's output: never written.
-            if site in self.overwritable and not torch.is_grad_enabled() and noise.n_samples > 1 and x.is_contiguous():
-                return x.mul_(keep).mul_(1.0 / (1.0 - p))
-            return (x * keep).mul_(1.0 / (1.0 - p))
+            # Large masks as floats (a bool factor sends x through a slow casting loop), written into
+            # a buffer kept across chunks when autograd does not hold on to it; in float32/64 the
+            # mask holds 1 / (1 - p) itself (the same product as scaling afterwards).
+            scale = 1.0 / (1.0 - p)
+            overwrite = (
+                site in self.overwritable and not torch.is_grad_enabled() and noise.n_samples > 1 and x.is_contiguous()
+            )  # a batch of one replicates as a stride-0 view of the prefix's output: never written
+            if shape.numel() >= _FLOAT_MASK_ELEMENTS:
+                folded = x.dtype in (torch.float32, torch.float64)
+                buffer = self._buffer(site, shape, x.dtype, x.device)
+                mask = noise.keep_mask(site, shape, p, x.device, buffer, scale if folded else 1.0)
+                result = x.mul_(mask) if overwrite else x * mask
+                return result if folded else result.mul_(scale)
+            keep = noise.keep_mask(site, shape, p, x.device)
+            return (x.mul_(keep) if overwrite else x.mul(keep)).mul_(scale)
         keep = noise.keep_mask(site, shape, p, x.device)
         if kind in (SiteKind.ALPHA, SiteKind.FEATURE_ALPHA):
             a = 1.0 / math.sqrt((_SELU_ALPHA**2 * p + 1.0) * (1.0 - p))
