@@ -299,12 +299,25 @@ def test_predict_inside_inference_mode_and_no_grad():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize(
+    ("options", "consistent"),
+    [
+        ({"method": "dropout"}, False),
+        ({"method": "dropout", "p": 0.1}, True),
+        ({"method": "dropconnect", "p": 0.2}, False),
+        ({"method": "gaussian"}, False),
+    ],
+)
+def test_cuda_matches_cpu(options, consistent):
+    """The bits come from torch's Philox on the GPU and NumPy's on the CPU: the same samples."""
     model = ConvBN().double().eval()
     x = IMAGES.double()
-    cpu = bd.wrap(model, method="dropconnect", p=0.2).predict(x, samples=20, seed=4, keep_samples=True)
-    gpu = bd.wrap(model.cuda(), method="dropconnect", p=0.2).predict(x.cuda(), samples=20, seed=4, keep_samples=True)
+    cpu = bd.wrap(model, **options).predict(x, samples=20, seed=4, keep_samples=True, consistent=consistent)
+    gpu = bd.wrap(model.cuda(), **options).predict(
+        x.cuda(), samples=20, seed=4, keep_samples=True, consistent=consistent
+    )
     torch.testing.assert_close(gpu.samples.cpu(), cpu.samples, rtol=1e-9, atol=1e-12)
+    model.cpu()
 
 
 def test_fit_tau_maximises_the_mixture_log_likelihood():

@@ -279,7 +279,9 @@ def bernoulli_keep(
         keep = _keep_torch(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
     if out is None:
         return keep.to(device).reshape(shape)
-    return torch.mul(keep.to(out.device), scale, out=out.view(keep.shape)).view(shape)
+    # bool -> float copies take a slow casting loop; uint8 -> float is vectorised
+    mask = out.view(keep.shape).copy_(keep.to(out.device).view(torch.uint8))
+    return (mask if scale == 1.0 else mask.mul_(scale)).view(shape)
 
 
 def standard_normal(

@@ -176,7 +176,7 @@ class TorchNoise(Noise):
 
     def keep_mask(self, site, shape, p, device, out=None, scale=1.0):
         keep = torch.rand(shape, device=device) >= p
-        return keep if out is None else torch.mul(keep, scale, out=out.view(shape))
+        return keep if out is None else out.view(shape).copy_(keep.view(torch.uint8)).mul_(scale)
 
     def normal(self, site, shape, dtype, device):
         return torch.randn(shape, dtype=dtype, device=device)
@@ -288,7 +288,7 @@ class StochasticMode(TorchFunctionMode):
                 mask = noise.keep_mask(site, shape, p, x.device, buffer, scale if folded else 1.0)
                 result = x.mul_(mask) if overwrite else x * mask
                 return result if folded else result.mul_(scale)
-            keep = noise.keep_mask(site, shape, p, x.device)
+            keep = noise.keep_mask(site, shape, p, x.device).view(torch.uint8)  # bool factors are slow
             return (x.mul_(keep) if overwrite else x.mul(keep)).mul_(scale)
         keep = noise.keep_mask(site, shape, p, x.device)
         if kind in (SiteKind.ALPHA, SiteKind.FEATURE_ALPHA):
