@@ -49,15 +49,16 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-def _mulhilo(a: torch.Tensor, multiplier: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """High and low 64 bits of ``a * multiplier`` for uint64 bit patterns held in int64.
+def _mulhilo(a: torch.Tensor, multiplier: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """High and low 64 bits of ``a * multiplier`` for uint64 bit patterns held in int64
+    (``multiplier`` broadcasts against ``a``).
 
     int64 products wrap (two's complement), so their low bits are right; the high word is built
     from 32-bit halves, whose products are exact as bit patterns. Arithmetic shifts are masked
     to act as logical ones.
     """
-    low = a * _signed(multiplier)
-    m_lo, m_hi = multiplier & _MASK32, multiplier >> 32
+    low = a * multiplier
+    m_lo, m_hi = multiplier & _MASK32, (multiplier >> 32) & _MASK32
     a_lo, a_hi = a & _MASK32, (a >> 32) & _MASK32
     lo_lo, lo_hi, hi_lo, hi_hi = a_lo * m_lo, a_lo * m_hi, a_hi * m_lo, a_hi * m_hi
     middle = ((lo_lo >> 32) & _MASK32) + (lo_hi & _MASK32) + (hi_lo & _MASK32)
@@ -67,15 +68,16 @@ def _mulhilo(a: torch.Tensor, multiplier: int) -> tuple[torch.Tensor, torch.Tens
 
 def philox4x64(counters: torch.Tensor, key: tuple[int, int]) -> torch.Tensor:
     """Philox4x64-10 of ``counters`` (``(n, 4)`` int64 holding uint64 bit patterns) under ``key``
-    (two unsigned 64-bit ints), in torch ops on ``counters``' device. Returns ``(n, 4)`` int64."""
+    (two unsigned 64-bit ints), in torch ops on ``counters``' device. Returns ``(n, 4)`` int64.
+    Both multiplications of a round run as one ``(2, n)`` operation (half the kernel launches)."""
+    multipliers = torch.tensor([[_signed(_M0)], [_signed(_M1)]], dtype=torch.int64, device=counters.device)
     c0, c1, c2, c3 = counters.unbind(-1)
     k0, k1 = key[0] & _MASK64, key[1] & _MASK64
     for round_index in range(_ROUNDS):
         if round_index:
             k0, k1 = (k0 + _W0) & _MASK64, (k1 + _W1) & _MASK64
-        hi0, lo0 = _mulhilo(c0, _M0)
-        hi1, lo1 = _mulhilo(c2, _M1)
-        c0, c1, c2, c3 = hi1 ^ c1 ^ _signed(k0), lo1, hi0 ^ c3 ^ _signed(k1), lo0
+        high, low = _mulhilo(torch.stack([c0, c2]), multipliers)
+        c0, c1, c2, c3 = high[1] ^ c1 ^ _signed(k0), low[1], high[0] ^ c3 ^ _signed(k1), low[0]
     return torch.stack([c0, c1, c2, c3], -1)
 
 
