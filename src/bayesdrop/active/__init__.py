@@ -6,6 +6,9 @@ or a ``Prediction``; higher scores are acquired first. The single-point scores (
 accept a ``Prediction`` that did not keep its samples: the engine's running sums are enough,
 so a pool is scored in O(N) memory. ``batchbald`` and ``epig`` need the samples, drawn with
 ``predict(..., consistent=True)`` so that every pool point sees the same K sub-networks.
+
+``Pool`` (indices, never dataset copies) and ``run_loop`` (train -> score -> acquire -> label,
+resumable from its state file after every round) run the protocols.
 """
 
 from ._acquisition import (
@@ -22,9 +25,16 @@ from ._acquisition import (
     stochastic_batch,
     variation_ratio,
 )
+from ._loop import LoopConfig, Round, fit_step, run_loop
+from ._pool import Pool
 
 __all__ = [
     "Heuristic",
+    "LoopConfig",
+    "Pool",
+    "Round",
+    "fit_step",
+    "run_loop",
     "bald",
     "batchbald",
     "epig",

@@ -20,9 +20,11 @@ from ._utils import (
     resolve_device,
     save_checkpoint,
     seed_everything,
+    seeded,
 )
 
 __all__ = [
+    "seeded",
     "EpochStats",
     "Evaluation",
     "History",
