@@ -137,7 +137,12 @@ def _check_count(n: int, pool: int) -> None:
 
 
 def _joint_entropy_with(
-    log_joint: Tensor, weights: Tensor, log_denominator: Tensor, probs: Tensor, candidates: Tensor
+    log_joint: Tensor,
+    weights: Tensor,
+    log_denominator: Tensor,
+    probs: Tensor,
+    candidates: Tensor,
+    dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """Estimated H(y_chosen, y_x) for each candidate x.
 
@@ -145,6 +150,8 @@ def _joint_entropy_with(
     chosen points; ``weights`` ``(M,)`` and ``log_denominator`` ``(M,)``: 1 and 0 when the
     configurations are all of them (exact), 1/M and log P(a) when they were sampled from P.
     Works in blocks of candidates; the per-configuration scale keeps the products in range.
+    ``dtype``: of the per-candidate products (float32 where the estimate's own Monte-Carlo
+    error is far above float32 rounding); the sums are float64.
     """
     scale = log_joint.max(0).values  # (M,)
     scaled = (log_joint - scale).exp()  # (K, M) in [0, 1]
@@ -156,11 +163,12 @@ def _joint_entropy_with(
     factor = weights * (scale - log_denominator).exp()  # (M,)
     constant = float((factor * scale * scaled.mean(0)).sum())
     block = max(1, int(_SCORE_CHUNK_BYTES // (8 * m * c * 2)))
+    scaled_in = scaled.to(dtype)
     out = []
     for start in range(0, len(candidates), block):
-        p = probs[candidates[start : start + block]]  # (b, K, C)
-        joint = torch.einsum("km,bkc->bmc", scaled, p).div_(k)  # P(a, c) / exp(scale)
-        per_config = torch.special.xlogy(joint, joint).sum(-1)  # (b, M)
+        p = probs[candidates[start : start + block]].to(dtype)  # (b, K, C)
+        joint = torch.einsum("km,bkc->bmc", scaled_in, p).div_(k)  # P(a, c) / exp(scale)
+        per_config = torch.special.xlogy(joint, joint).sum(-1, dtype=torch.float64)  # (b, M)
         out.append(-(per_config @ factor) - constant)
     return torch.cat(out)
 
@@ -199,7 +207,9 @@ def batchbald(
             m = log_joint.shape[1]
             log_p_config = torch.logsumexp(log_joint, 0) - math.log(k)
             weights, denominator = torch.full((m,), 1.0 / m, dtype=torch.float64), log_p_config
-        joint = _joint_entropy_with(log_joint, weights, denominator, probs, candidates)
+        joint = _joint_entropy_with(
+            log_joint, weights, denominator, probs, candidates, torch.float64 if exact else torch.float32
+        )
         gains = joint - conditional_sum - conditional[candidates]
         best = int(candidates[int(gains.argmax())])
         chosen.append(best)
