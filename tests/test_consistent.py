@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _models import Attention, ConvBN, Functional, Untraceable, all_dropout_modules
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import bayesdrop as bd
+from _models import Attention, ConvBN, Functional, Untraceable, all_dropout_modules
 from bayesdrop.models import LeNet5
 
 _CASES = {
