@@ -20,7 +20,7 @@ from bayesdrop.models import (
     list_models,
 )
 
-IMAGE_MODELS = ["lenet5", "convnet", "mlp", "resnet18", "densenet", "vgg"]
+IMAGE_MODELS = ["lenet5", "gal_cnn", "convnet", "mlp", "resnet18", "densenet", "vgg"]
 # Small widths keep the heavy networks fast; the layout (and placement logic) is unchanged.
 SMALL = {"resnet18": {"width": 8}, "densenet": {"growth": 4, "block_config": (2, 2, 2)},
          "vgg": {"width": 8, "hidden": 32}, "convnet": {"width": 8}}  # fmt: skip
@@ -132,7 +132,7 @@ def test_dropout_in_blocks(name, per_stage):
     assert dropout_context(model)[-1][1] != "Linear"
 
 
-@pytest.mark.parametrize("name", IMAGE_MODELS)
+@pytest.mark.parametrize("name", [m for m in IMAGE_MODELS if m != "gal_cnn"])  # its placement is the paper's
 def test_placement_none_is_deterministic_in_train_mode(name):
     x = torch.rand(4, 1, 28, 28)
     model = create_model(name, placement="none", dropout=0.5, **SMALL.get(name, {})).train()
@@ -250,3 +250,13 @@ def test_standardized_sees_standard_inputs_and_answers_in_target_units():
     torch.fx.symbolic_trace(hetero)  # the engine can split it
     with pytest.raises(BayesdropError, match="`y`"):
         models.Standardized(net, x, y[:10])
+
+
+def test_gal_cnn_has_the_papers_layout_and_two_dropout_sites():
+    model = create_model("gal_cnn").eval()
+    # conv 1->32 (4x4), conv 32->32 (4x4), dense 3872->128, dense 128->10
+    expected = (16 * 32 + 32) + (16 * 32 * 32 + 32) + (3872 * 128 + 128) + (128 * 10 + 10)
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert dropout_context(model) == [("MaxPool2d", "Flatten"), ("ReLU", "Linear")]
+    rates = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert rates == [0.25, 0.5]

@@ -9,6 +9,7 @@ from torch import nn
 
 from .._errors import BayesdropError, expected
 from .densenet import DenseNet
+from .gal import GalCNN
 from .lenet import ConvNet, LeNet5
 from .mlp import MLP, RegressionMLP
 from .resnet import ResNet18
@@ -19,6 +20,8 @@ __all__ = ["create_model", "list_models"]
 _MODELS: dict[str, tuple[type[nn.Module], str]] = {
     "lenet5": (LeNet5, "LeNet-5: 2 conv + 3 fully connected layers, dropout after the fully "
                "connected layers (61.7k params)"),
+    "gal_cnn": (GalCNN, "the CNN of Gal et al. 2017 (active learning): 2 conv 4x4 (32), max pool, "
+                "dropout 0.25, dense 128, dropout 0.5"),
     "convnet": (ConvNet, "small ConvNet: 2 blocks of 2 conv3x3 + max pool, dense 128, "
                 "dropout before the output"),
     "mlp": (MLP, "MLP classifier on flattened inputs, dropout on inputs and/or hidden layers"),
