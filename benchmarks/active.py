@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bayesdrop import active
+from bayesdrop._io import atomic_open
 
 sys.path.insert(0, os.path.dirname(__file__))
 from sampling import peak_extra  # noqa: E402 - the one memory probe of the benchmarks
@@ -75,10 +76,8 @@ def main() -> None:
         )
         row["batchbald_redux"] = {"seconds": theirs_s, "peak_heap_bytes": theirs_heap, "picks": theirs}
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_open(args.json) as f:
             json.dump(row, f, indent=2)
-        os.replace(tmp, args.json)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 import bayesdrop as bd
+from bayesdrop._io import atomic_open
 from bayesdrop.models import LeNet5, RegressionMLP, ResNet18
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
@@ -273,10 +274,8 @@ def main() -> None:
         )
     if args.json:
         payload = {"machine": machine, "device": str(device), "cases": results, "memory_peak_extra_bytes": memory}
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
+        with atomic_open(args.json) as f:
             json.dump(payload, f, indent=2)
-        os.replace(tmp, args.json)
 
 
 if __name__ == "__main__":

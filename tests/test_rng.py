@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import stats
 from torch import nn
 
@@ -112,7 +113,7 @@ def _reference_keep(seed, stream, site, first, n, per_sample, p, capacity):
                 keep[r, e] = value < threshold >> (32 - bits)
         return keep
     raw = _rng.random_bytes(seed, stream, site, first, n, per_sample + 3 * capacity, _CPU).numpy()
-    overflow_key = _rng._site_key(seed, stream, site | 2**31)
+    overflow_key = _rng._site_key(seed, stream, site, overflow=True)
     keep = np.zeros((n, per_sample), dtype=bool)
     for r in range(n):
         rank = 0
@@ -250,3 +251,41 @@ def test_predict_under_autocast_reduces_in_float32():
     assert pred.mean.dtype == pred.samples.dtype == pred.epistemic.dtype == torch.float32
     assert torch.allclose(pred.mean.sum(-1), torch.ones(4), atol=1e-5)
     assert (pred.mean - reference.mean).abs().max() < 0.05  # bf16 matmuls, same masks
+
+
+def test_site_numbers_leave_the_top_bit_to_the_tie_overflow_stream():
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        _rng.random_bytes(0, 0, 2**31, 0, 1, 8, _CPU)
+    ordinary = _rng._site_key(1, 2, 5)
+    assert _rng._site_key(1, 2, 5, overflow=True) != ordinary and ordinary[1] >> 31 & 1 == 0
+
+
+class _LeakyResidual(nn.Module):
+    """Dropout on a leaky ReLU of a tensor that is read again: in place only if the ReLU copied.
+    (The input dropout puts all of it in the sampled tail.)"""
+
+    def __init__(self, inplace: bool) -> None:
+        super().__init__()
+        self.inplace = inplace
+        self.first, self.inner = nn.Dropout(0.1), nn.Linear(4, 16)
+        self.drop, self.head = nn.Dropout(0.25), nn.Linear(16, 1)
+
+    def forward(self, x):
+        h = self.inner(self.first(x))
+        return self.head(self.drop(F.leaky_relu(h, 0.2, self.inplace)) + h)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_an_activation_written_in_place_shares_its_inputs_memory(inplace):
+    torch.manual_seed(4)
+    model = _LeakyResidual(inplace).eval()
+    x = torch.randn(6, 4)
+    mc = bd.wrap(model, task="regression", tau=1.0)
+    fast = mc.predict(x, samples=16, seed=1, keep_samples=True, chunk_size=8)
+    site = next(s.index for s in mc.sites if s.where == "drop")
+    assert (site in mc._runtime.route.split.overwritable) is not inplace
+    slow = bd.wrap(model, task="regression", tau=1.0)
+    slow.predict(x, samples=1, seed=0)
+    force_full_replication(slow)
+    full = slow.predict(x, samples=16, seed=1, keep_samples=True, chunk_size=8)
+    assert torch.allclose(fast.samples, full.samples, rtol=1e-5, atol=1e-6)

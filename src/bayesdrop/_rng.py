@@ -81,10 +81,12 @@ def philox4x64(counters: torch.Tensor, key: tuple[int, int]) -> torch.Tensor:
     return torch.stack([c0, c1, c2, c3], -1)
 
 
-def _site_key(seed: int, stream: int, site: int) -> tuple[int, int]:
-    if not 0 <= site < 2 * _SITE_LIMIT:
-        raise ValueError(f"stochastic site number must be in [0, 2**32), got {site}")
-    return seed & _MASK64, ((stream & _MASK32) << 32 | site) & _MASK64
+def _site_key(seed: int, stream: int, site: int, overflow: bool = False) -> tuple[int, int]:
+    """The Philox key of a site; ``overflow`` keys its separate stream of tie values (the top
+    bit of the site word, which is why site numbers stay below 2**31)."""
+    if not 0 <= site < _SITE_LIMIT:
+        raise ValueError(f"stochastic site number must be in [0, 2**31), got {site}")
+    return seed & _MASK64, ((stream & _MASK32) << 32 | site | (_SITE_LIMIT if overflow else 0)) & _MASK64
 
 
 def _blocks_numpy(key: tuple[int, int], first_block: int, n_blocks: int) -> np.ndarray:
@@ -107,6 +109,14 @@ def _blocks_torch(key: tuple[int, int], blocks: torch.Tensor) -> torch.Tensor:
     counters = torch.zeros(blocks.numel(), 4, dtype=torch.int64, device=blocks.device)
     counters[:, 0] = blocks.reshape(-1) + 1
     return philox4x64(counters, key).view(torch.uint8).reshape(-1)
+
+
+def _sample_bytes_torch(key: tuple[int, int], first_sample: int, n_samples: int, n_bytes: int, device) -> torch.Tensor:
+    """:func:`_sample_bytes_numpy` computed on ``device``: the same bytes."""
+    per_sample = max(1, -(-n_bytes // _BLOCK_BYTES))
+    first = first_sample * per_sample
+    raw = _blocks_torch(key, torch.arange(first, first + n_samples * per_sample, dtype=torch.int64, device=device))
+    return raw.reshape(n_samples, per_sample * _BLOCK_BYTES)[:, :n_bytes]
 
 
 def _use_numpy(device: torch.device, backend: str | None) -> bool:
@@ -134,11 +144,7 @@ def random_bytes(
     key = _site_key(seed, stream, site)
     if _use_numpy(device, backend):
         return torch.from_numpy(_sample_bytes_numpy(key, first_sample, n_samples, n_bytes)).to(device)
-    per_sample = max(1, -(-n_bytes // _BLOCK_BYTES))
-    first = first_sample * per_sample
-    blocks = torch.arange(first, first + n_samples * per_sample, dtype=torch.int64, device=device)
-    raw = _blocks_torch(key, blocks)
-    return raw.reshape(n_samples, per_sample * _BLOCK_BYTES)[:, :n_bytes]
+    return _sample_bytes_torch(key, first_sample, n_samples, n_bytes, device)
 
 
 def keep_threshold(p: float) -> int:
@@ -186,7 +192,7 @@ def _overflow_tie_values(seed: int, stream: int, site: int, elements, device, nu
     """24-bit values for ties beyond a sample's reserve: one Philox block per element, keyed
     apart from the ordinary stream (top bit of the site word), counter = the element's index
     over all samples."""
-    key = _site_key(seed, stream, site | _SITE_LIMIT)
+    key = _site_key(seed, stream, site, overflow=True)
     if numpy:
         raw = np.stack([_blocks_numpy(key, int(e), 1)[:3] for e in elements]).astype(np.int64)
         return raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
@@ -218,27 +224,18 @@ def _tie_values(raw, ties, per_sample: int, capacity: int, first_sample: int, ov
     return values
 
 
-def _keep_numpy(raw: np.ndarray, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow):
+def _keep(raw, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow):
+    """``(n, per_sample)`` bool keep decisions from the sample bytes ``raw`` (a NumPy array on
+    the CPU, whose small operations cost a fraction of torch's; a tensor elsewhere)."""
+    numpy = isinstance(raw, np.ndarray)
     if bits is not None:
-        return _below_numpy(raw, bits, per_sample, threshold >> (32 - bits))
+        return (_below_numpy if numpy else _below_torch)(raw, bits, per_sample, threshold >> (32 - bits))
     lead, high = raw[:, :per_sample], threshold >> 24
     keep = lead < high
-    ties = np.flatnonzero(lead == high)
+    ties = np.flatnonzero(lead == high) if numpy else (lead == high).reshape(-1).nonzero().reshape(-1)
     if len(ties):
         values = _tie_values(raw, ties, per_sample, capacity, first_sample, overflow)
         keep.reshape(-1)[ties] = values < (threshold & 0xFFFFFF)
-    return keep
-
-
-def _keep_torch(raw: torch.Tensor, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow):
-    if bits is not None:
-        return _below_torch(raw, bits, per_sample, threshold >> (32 - bits))
-    lead, high = raw[:, :per_sample], threshold >> 24
-    keep = lead < high
-    ties = (lead == high).reshape(-1).nonzero().reshape(-1)
-    if ties.numel():
-        values = _tie_values(raw, ties, per_sample, capacity, first_sample, overflow)
-        keep.view(-1)[ties] = values < (threshold & 0xFFFFFF)
     return keep
 
 
@@ -273,12 +270,13 @@ def bernoulli_keep(
     def overflow(elements):
         return _overflow_tie_values(seed, stream, site, elements, device, numpy)
 
-    if numpy:  # all in NumPy on the CPU: its small operations cost a fraction of torch's
-        raw = _sample_bytes_numpy(_site_key(seed, stream, site), first_sample, n_samples, n_bytes)
-        keep = torch.from_numpy(_keep_numpy(raw, per_sample, threshold, bits, capacity, first_sample, overflow))
+    key = _site_key(seed, stream, site)
+    if numpy:
+        raw = _sample_bytes_numpy(key, first_sample, n_samples, n_bytes)
+        keep = torch.from_numpy(_keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow))
     else:
-        raw = random_bytes(seed, stream, site, first_sample, n_samples, n_bytes, device, backend)
-        keep = _keep_torch(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
+        raw = _sample_bytes_torch(key, first_sample, n_samples, n_bytes, device)
+        keep = _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
     if out is None:
         return keep.to(device).reshape(shape)
     # bool -> float copies take a slow casting loop; uint8 -> float is vectorised

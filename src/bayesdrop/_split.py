@@ -8,6 +8,7 @@ per input. The user's model is shared, not copied: both halves call its modules 
 
 from __future__ import annotations
 
+import inspect
 import operator
 from dataclasses import dataclass, field
 
@@ -164,7 +165,7 @@ _FRESH_FUNCTIONS = {
     F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.gelu, F.silu, F.mish, F.softplus, F.layer_norm,
     F.group_norm, F.batch_norm, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d,
     F.avg_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.softmax,
-    F.log_softmax, F.embedding, torch.tanh, torch.sigmoid, torch.matmul, torch.bmm, torch.cat, torch.add,
+    F.log_softmax, F.embedding, torch.relu, torch.tanh, torch.sigmoid, torch.matmul, torch.bmm, torch.cat, torch.add,
     torch.mul, torch.sub, operator.add, operator.sub, operator.mul, operator.truediv, operator.matmul,
 }  # fmt: skip
 _INPLACE_ARGUMENT_FUNCTIONS = {F.relu, F.relu6, F.elu, F.selu, F.celu, F.leaky_relu, F.hardtanh, F.hardswish}
@@ -192,9 +193,9 @@ def _owned(node: fx.Node, gm: fx.GraphModule) -> bool:
     if node.op == "call_function":
         if node.target in _FRESH_FUNCTIONS:
             return True
-        if node.target in _INPLACE_ARGUMENT_FUNCTIONS or node.target is torch.relu:
-            inplace = node.kwargs.get("inplace", node.args[-1] if len(node.args) > 1 else False)
-            return inplace is False or (source is not None and _owned(source, gm))
+        if node.target in _INPLACE_ARGUMENT_FUNCTIONS:
+            bound = inspect.signature(node.target).bind_partial(*node.args, **node.kwargs).arguments
+            return not bound.get("inplace", False) or (source is not None and _owned(source, gm))
         if node.target is torch.flatten:
             return source is not None and _owned(source, gm)
         return False

@@ -664,10 +664,7 @@ class MCModel(nn.Module):
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
         ):
             raise expected("chunk_size", "None or an integer >= 1", chunk_size)
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise expected("seed", "None or a non-negative integer", seed)
+        seed = _resolve_seed(seed)
         batch = x if isinstance(x, Batch) else self._as_batch(x)
         device = _first_tensor(batch).device
         if target is not None:
@@ -796,8 +793,7 @@ class MCModel(nn.Module):
                 batches = tqdm(loader, desc=f"MC x{samples}", unit="batch")
             except ImportError:  # pragma: no cover - tqdm is an optional extra
                 pass
-        if seed is None:  # one seed for the whole loader, so that its batches share their noise
-            seed = int(torch.randint(0, 2**62, (1,)).item())
+        seed = _resolve_seed(seed)  # one seed for the whole loader, so that its batches share their noise
         results = []
         for index, batch in enumerate(batches):
             if isinstance(batch, Mapping):
@@ -994,6 +990,15 @@ def _restore(buffers: dict[str, Tensor], saved: dict[str, Tensor], names: Iterab
     with torch.no_grad():
         for name in names:
             buffers[name].copy_(saved[name])
+
+
+def _resolve_seed(seed: int | None) -> int:
+    """A checked seed; None draws one from torch's global generator."""
+    if seed is None:
+        return int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise expected("seed", "None or a non-negative integer", seed)
+    return seed
 
 
 def _first_tensor(batch: Batch) -> Tensor:

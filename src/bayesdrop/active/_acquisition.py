@@ -29,11 +29,22 @@ class Heuristic(str, Enum):
     RANDOM = "random"
 
 
+def _classification(probs: Tensor | Prediction, name: str) -> Tensor | Prediction:
+    if isinstance(probs, Prediction) and probs.task != "classification":
+        raise expected(name, "a classification Prediction", f"a {probs.task} one")
+    return probs
+
+
+def _streamed(probs: Tensor | Prediction) -> Prediction | None:
+    """The Prediction when it kept no samples (its running sums give the scores), else None."""
+    if isinstance(probs, Prediction) and probs.kept_samples is None:
+        return _classification(probs, "probs")
+    return None
+
+
 def _samples(probs: Tensor | Prediction, name: str = "probs") -> Tensor:
     """``(N, K, C)`` float64 probabilities, checked."""
-    if isinstance(probs, Prediction):
-        if probs.task != "classification":
-            raise expected(name, "a classification Prediction", f"a {probs.task} one")
+    if isinstance(_classification(probs, name), Prediction):
         probs = probs.samples
     if not isinstance(probs, Tensor) or probs.dim() != 3 or probs.shape[0] == 0 or probs.shape[1] == 0:
         shape = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
@@ -49,45 +60,42 @@ def _log(probs: Tensor) -> Tensor:
     return torch.log(probs)  # log 0 = -inf; the entropies below treat 0 log 0 as 0
 
 
-def _mean(probs: Tensor | Prediction, name: str = "probs") -> Tensor:
+def _mean(probs: Tensor | Prediction) -> Tensor:
     """``(N, C)`` predictive probabilities, from a Prediction's running mean when it has no samples."""
-    if isinstance(probs, Prediction) and probs.kept_samples is None:
-        if probs.task != "classification":
-            raise expected(name, "a classification Prediction", f"a {probs.task} one")
-        return probs.mean.double()
-    return _samples(probs, name).mean(1)
+    streamed = _streamed(probs)
+    return streamed.mean.double() if streamed is not None else _samples(probs).mean(1)
 
 
 def bald(probs: Tensor | Prediction) -> Tensor:
     """Mutual information between the label and the weights (Houlsby et al. 2011): ``(N,)``."""
-    if isinstance(probs, Prediction) and probs.kept_samples is None:
-        _mean(probs)  # checks the task
-        return probs.epistemic.double()
+    streamed = _streamed(probs)
+    if streamed is not None:
+        return streamed.epistemic.double()
     return uncertainty.mutual_information(_log(_samples(probs)))
 
 
 def max_entropy(probs: Tensor | Prediction) -> Tensor:
     """Predictive entropy H[E_k p_k] (Shannon 1948): ``(N,)``."""
-    if isinstance(probs, Prediction) and probs.kept_samples is None:
-        _mean(probs)  # checks the task
-        return probs.total.double()
+    streamed = _streamed(probs)
+    if streamed is not None:
+        return streamed.total.double()
     return uncertainty.predictive_entropy(_log(_samples(probs)))
 
 
 def variation_ratio(probs: Tensor | Prediction) -> Tensor:
     """1 - (samples voting for the modal class) / K (Freeman 1965, as in Gal et al. 2017): ``(N,)``."""
-    if isinstance(probs, Prediction) and probs.kept_samples is None:
-        _mean(probs)
-        return probs.variation_ratio.double()
+    streamed = _streamed(probs)
+    if streamed is not None:
+        return streamed.variation_ratio.double()
     return uncertainty.variation_ratio(_log(_samples(probs)))
 
 
 def mean_std(probs: Tensor | Prediction) -> Tensor:
     """Mean over classes of the standard deviation of p_k(c) over samples (Kampffmeyer et al.
     2016; divisor K): ``(N,)``."""
-    if isinstance(probs, Prediction) and probs.kept_samples is None:
-        _mean(probs)
-        return probs.variance.double().clamp_min(0).sqrt().mean(-1)
+    streamed = _streamed(probs)
+    if streamed is not None:
+        return streamed.variance.double().clamp_min(0).sqrt().mean(-1)
     return _samples(probs).var(1, correction=0).sqrt().mean(-1)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -18,7 +17,7 @@ import bayesdrop as bd
 from .. import training
 from .._errors import BayesdropError, expected
 from .._io import atomic_open
-from ._acquisition import Heuristic, batchbald, epig, score
+from ._acquisition import Heuristic, batchbald, epig, random_scores, score
 from ._pool import Pool
 
 _STATE_VERSION = 1
@@ -59,7 +58,8 @@ class LoopConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise expected(name, "an integer >= 1", value)
-        if self.pool_subset is not None and (not isinstance(self.pool_subset, int) or self.pool_subset < 1):
+        subset = self.pool_subset
+        if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
             raise expected("pool_subset", "None or an integer >= 1", self.pool_subset)
 
     def round_seed(self, round: int, purpose: int) -> int:
@@ -168,8 +168,8 @@ def _acquire(mc: bd.MCModel, x: Tensor, pool: Pool, config: LoopConfig, index: i
     heuristic = Heuristic(config.heuristic)
     size = config.pool_subset or len(pool.unlabelled)
     subset = pool.random_unlabelled(size, config.round_seed(index, 4))
-    if heuristic is Heuristic.RANDOM:
-        return np.sort(np.random.default_rng(config.round_seed(index, 5)).choice(subset, count, replace=False)).tolist()
+    if heuristic is Heuristic.RANDOM:  # no model needed
+        return subset[random_scores(len(subset), config.round_seed(index, 5)).topk(count).indices.numpy()].tolist()
     needs_samples = heuristic in (Heuristic.BATCHBALD, Heuristic.EPIG)
     loader = DataLoader(TensorDataset(x[torch.as_tensor(subset)]), batch_size=config.batch_size)
     mc_seed = config.round_seed(index, 6)
