@@ -1,4 +1,4 @@
-"""The ``bayesdrop`` command: run, sweep, evaluate, plot, list, quickstart.
+"""The ``bayesdrop`` command: run, sweep, evaluate, plot, active, list, quickstart.
 
 Heavy libraries (torch models, MLflow, Ray, matplotlib) load only inside the subcommand that
 needs them, so ``bayesdrop --help`` answers at once.
@@ -28,6 +28,7 @@ examples:
   bayesdrop evaluate runs/<run folder> --samples 500     # re-evaluate a trained model
   bayesdrop plot runs/<run folder> --image 7 --morph-to 42
   bayesdrop plot runs                                    # sweep charts from finished runs
+  bayesdrop active --dataset digits --heuristic bald,random --seed 0,1 --budget 60  # active learning
   mlflow ui --backend-store-uri sqlite:///mlflow.db      # browse the tracked runs
 
 Tracking goes to MLflow in the working folder (sqlite:///mlflow.db, artifacts in ./mlruns)
@@ -94,6 +95,21 @@ def _add_config_flags(parser: argparse.ArgumentParser, sweep: bool) -> None:
             help=f"{_FIELD_HELP.get(f.name, f.name)} (default {defaults[f.name].default!r})",
         )
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow (same as --tracking false)")
+
+
+def _add_active_flags(parser: argparse.ArgumentParser) -> None:
+    from .active import ActiveConfig
+
+    group = parser.add_argument_group("settings (comma-separated values make an axis, e.g. --seed 0,1,2)")
+    for f in fields(ActiveConfig):
+        default = f.default if f.default is not f.default_factory else f.default_factory()  # type: ignore[misc]
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            metavar="VALUE",
+            help=f"default {default!r}",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +220,31 @@ def build_parser() -> argparse.ArgumentParser:
         "(default accuracy, nll, brier, ece, aurc and OOD AUROC when present)",
     )
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the input folder)")
+
+    p = sub.add_parser(
+        "active",
+        formatter_class=_Formatter,
+        help="Bayesian active learning: heuristics x seeds, resumable, tracked",
+        description="Run active learning (train -> score the pool with consistent MC samples -> "
+        "acquire -> label) for every combination of the list-valued settings, e.g. several "
+        "heuristics and seeds. Every round is saved: running the same command again resumes. "
+        "Writes the labels-to-accuracy table, learning curves and the acquired images to the "
+        "output folder, and logs each round to MLflow unless --no-track.",
+        epilog="examples:\n"
+        "  bayesdrop active --dataset mnist-10k --data-dir ../shared/data/mnist "
+        "--heuristic bald,random --seed 0,1,2\n"
+        "  bayesdrop active --config active.yaml --ray\n"
+        "  bayesdrop active --dataset digits --heuristic bald,batchbald --budget 100 --samples 20 --no-track\n"
+        "heuristics: bald, batchbald, epig, max_entropy, variation_ratio, mean_std, margin, "
+        "least_confidence, random; data sets: mnist-10k, mnist, fashion-mnist, digits",
+    )
+    p.add_argument("--config", default=None, help="YAML file of settings (lists are axes); flags win")
+    p.add_argument("--thresholds", default="0.9,0.95", help="accuracies of the labels-to-accuracy table")
+    p.add_argument("--ray", action="store_true", help="run the pending runs as Ray Tune trials on a local Ray")
+    p.add_argument("--ray-address", default=None, help="address of a Ray cluster (implies --ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs of each Ray trial")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    _add_active_flags(p)
 
     p = sub.add_parser(
         "list",
@@ -352,6 +393,57 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     raise BayesdropError(f"Expected argument `path` to be an existing folder, but got {str(path)!r}.")
 
 
+def _cmd_active(args: argparse.Namespace) -> int:
+    from .active import (
+        ActiveConfig,
+        active_grid,
+        grid_report,
+        load_active_data,
+        plot_acquired,
+        plot_learning_curves,
+        run_active_grid,
+    )
+    from .experiments._config import parse_value
+    from .experiments._tracking import write_json_atomic
+
+    raw: dict[str, Any] = {"output_dir": "runs/active", "tracking": True}
+    if args.config:
+        import yaml
+
+        path = Path(args.config)
+        if not path.is_file():
+            from ._errors import BayesdropError
+
+            raise BayesdropError(f"Argument `--config`: no file {path}.")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            from ._errors import expected
+
+            raise expected("--config", "a YAML mapping of settings", type(loaded).__name__)
+        raw.update(loaded)
+    for f in fields(ActiveConfig):
+        if hasattr(args, f.name):
+            raw[f.name] = parse_value(getattr(args, f.name))
+    if args.no_track:
+        raw["tracking"] = False
+    thresholds = parse_value(args.thresholds)
+    thresholds = [float(t) for t in (thresholds if isinstance(thresholds, list) else [thresholds])]
+    configs = active_grid(raw)
+    print(f"{len(configs)} run(s) in {configs[0].output_dir}", flush=True)
+    results = run_active_grid(configs, ray=args.ray, ray_address=args.ray_address, cpus_per_trial=args.cpus_per_trial)
+    out = Path(configs[0].output_dir)
+    table = grid_report(results, thresholds)
+    print(table)
+    write_json_atomic(out / "active_summary.json", {"runs": [r.folder for r in results], "table": table})
+    plot_learning_curves(
+        results, thresholds=thresholds, title="Active learning", path=out / "active_learning_curves.png"
+    )
+    data = load_active_data(configs[0])
+    plot_acquired(results, data.x, data.y, path=out / "active_acquired.png")
+    print(f"charts: {out / 'active_learning_curves.png'}, {out / 'active_acquired.png'}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .experiments import METHODS
 
@@ -473,6 +565,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
+    "active": _cmd_active,
     "run": _cmd_run,
     "sweep": _cmd_sweep,
     "evaluate": _cmd_evaluate,

@@ -8,7 +8,10 @@ so a pool is scored in O(N) memory. ``batchbald`` and ``epig`` need the samples,
 ``predict(..., consistent=True)`` so that every pool point sees the same K sub-networks.
 
 ``Pool`` (indices, never dataset copies) and ``run_loop`` (train -> score -> acquire -> label,
-resumable from its state file after every round) run the protocols.
+resumable from its state file after every round) run the protocols; ``ActiveConfig`` /
+``run_active`` / ``run_active_grid`` name a whole experiment (data set, model, method,
+protocol), track it in MLflow, repeat it over heuristics and seeds (optionally on Ray), and
+``summarize`` / ``plot_learning_curves`` / ``plot_acquired`` report it.
 """
 
 from ._acquisition import (
@@ -25,10 +28,43 @@ from ._acquisition import (
     stochastic_batch,
     variation_ratio,
 )
+from ._charts import plot_acquired, plot_learning_curves
+from ._experiment import (
+    ACTIVE_DATASETS,
+    ActiveConfig,
+    ActiveData,
+    ActiveResult,
+    OutOfTime,
+    active_grid,
+    grid_report,
+    labels_to_accuracy,
+    learning_curve_area,
+    load_active_data,
+    load_active_result,
+    run_active,
+    run_active_grid,
+    summarize,
+)
 from ._loop import LoopConfig, Round, fit_step, run_loop
 from ._pool import Pool
 
 __all__ = [
+    "ACTIVE_DATASETS",
+    "ActiveConfig",
+    "ActiveData",
+    "ActiveResult",
+    "OutOfTime",
+    "active_grid",
+    "grid_report",
+    "labels_to_accuracy",
+    "learning_curve_area",
+    "load_active_data",
+    "load_active_result",
+    "plot_acquired",
+    "plot_learning_curves",
+    "run_active",
+    "run_active_grid",
+    "summarize",
     "Heuristic",
     "LoopConfig",
     "Pool",

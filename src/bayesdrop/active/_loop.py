@@ -70,7 +70,8 @@ class LoopConfig:
 @dataclass
 class Round:
     """What one round did: trained on ``labels`` items, measured ``metrics``, then labelled
-    ``acquired`` (empty in the last round)."""
+    ``acquired`` (empty in the last round); ``seconds`` of wall time per step (train, evaluate,
+    acquire) and the process's CPU time (cpu)."""
 
     round: int
     labels: int
@@ -134,7 +135,7 @@ def run_loop(
     val_data = TensorDataset(x[list(validation)], y[list(validation)]) if len(validation) else None
     while not rounds or rounds[-1].acquired:
         index = len(rounds)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with training.seeded(config.round_seed(index, 1)):
             model = make_model()
         mc = bd.wrap(model, **dict(wrap_options or {}))
@@ -149,7 +150,12 @@ def run_loop(
             acquired = _acquire(mc, x, pool, config, index, count)
             pool.label(acquired, round=index + 1)
         done = time.perf_counter()
-        seconds = {"train": trained - started, "evaluate": evaluated - trained, "acquire": done - evaluated}
+        seconds = {
+            "train": trained - started,
+            "evaluate": evaluated - trained,
+            "acquire": done - evaluated,
+            "cpu": time.process_time() - cpu_started,  # all threads of this process
+        }
         rounds.append(Round(index, int(len(labelled)), metrics, [int(i) for i in acquired], seconds))
         state = {
             "version": _STATE_VERSION,

@@ -96,14 +96,25 @@ class Pool:
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"size": self.size, "labelled_round": self.labelled_round.tolist(), "excluded": self.excluded.tolist()}
+        """Plain lists, compact for large pools: the labelled ``[index, round]`` pairs and the
+        excluded indices."""
+        labelled = self.labelled
+        return {
+            "size": self.size,
+            "labelled": [[int(i), int(self.labelled_round[i])] for i in labelled],
+            "excluded": np.flatnonzero(self.excluded).tolist(),
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Pool:
         pool = cls(int(state["size"]))
-        rounds = np.asarray(state["labelled_round"], dtype=np.int64)
-        excluded = np.asarray(state["excluded"], dtype=bool)
-        if rounds.shape != (pool.size,) or excluded.shape != (pool.size,):
-            raise expected("state", f"a pool state of {pool.size} items", f"{rounds.shape} / {excluded.shape}")
-        pool.labelled_round, pool.excluded = rounds, excluded
+        pairs = np.asarray(state["labelled"], dtype=np.int64).reshape(-1, 2)
+        excluded = np.asarray(state["excluded"], dtype=np.int64).reshape(-1)
+        for name, values in (("labelled", pairs[:, 0]), ("excluded", excluded)):
+            if values.size and (values.min() < 0 or values.max() >= pool.size):
+                raise expected(
+                    "state", f"{name} indices in [0, {pool.size})", values[(values < 0) | (values >= pool.size)][:5]
+                )
+        pool.labelled_round[pairs[:, 0]] = pairs[:, 1]
+        pool.excluded[excluded] = True
         return pool

@@ -10,8 +10,10 @@ Nothing heavy is imported here: PyYAML, MLflow, Ray and matplotlib load when use
 """
 
 from ._config import METHODS, ExperimentConfig, expand_grid, load_config, parse_value, sweep_axes
+from ._ray import run_ray_trials
 from ._run import RunResult, load_result, run_dir, run_experiment
 from ._sweep import SweepResult, draw_sweep_charts, run_sweep, sweep_table
+from ._tracking import MlflowTracker, NullTracker, Tracker, make_tracker
 
 __all__ = [
     "METHODS",
@@ -21,6 +23,11 @@ __all__ = [
     "draw_sweep_charts",
     "expand_grid",
     "load_config",
+    "make_tracker",
+    "MlflowTracker",
+    "NullTracker",
+    "Tracker",
+    "run_ray_trials",
     "load_result",
     "parse_value",
     "run_dir",

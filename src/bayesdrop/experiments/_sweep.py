@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 from .._errors import BayesdropError, expected
 from .._io import atomic_open
 from ._config import ExperimentConfig
+from ._ray import run_ray_trials
 from ._run import RESULT_FILE, RunResult, load_result, run_dir, run_experiment
 from ._tracking import ensure_experiment, make_tracker, resolve_tracking_uri, write_json_atomic
 
@@ -164,11 +163,11 @@ def draw_sweep_charts(
     return paths
 
 
-def _trial(config: dict[str, Any]) -> dict[str, Any]:
+def _trial(payload: dict[str, Any]) -> dict[str, Any]:
     """Ray Tune function trainable: the runs that share one trained model, one after the other
     (the first trains it, the others reuse it); returns their completion records."""
     records = []
-    for raw in config["experiments"]:
+    for raw in payload["experiments"]:
         cfg = ExperimentConfig(**raw)
         result = load_result(cfg) or run_experiment(cfg, verbose=False)
         records.append(result.to_dict())
@@ -178,43 +177,20 @@ def _trial(config: dict[str, Any]) -> dict[str, Any]:
 def _run_ray(
     pending: list[ExperimentConfig], *, address: str | None, cpus: float, gpus: float, storage: Path
 ) -> list[RunResult]:
-    try:
-        import ray
-        from ray import tune
-    except ImportError:
-        raise BayesdropError("Sweeps on Ray need `ray[tune]`: pip install 'bayesdrop[experiments]'.") from None
     # one trial per trained model: runs differing only in evaluation (samples) share it
     groups: dict[str, list[dict[str, Any]]] = {}
     for c in pending:
         groups.setdefault(c.train_key(), []).append(c.to_dict())
-    # Tune's default TensorBoard/CSV/JSON loggers would choke on the records: our results go
-    # to MLflow and to the run folders
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    started = False
-    if not ray.is_initialized():
-        # local: a fresh instance with this machine's CPUs; remote: connect to the cluster
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
-        started = True
-    try:
-        trainable = tune.with_resources(_trial, {"cpu": cpus, "gpu": gpus})
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"experiments": tune.grid_search(list(groups.values()))},
-            run_config=tune.RunConfig(storage_path=str(storage), name=f"sweep-{int(time.time())}", verbose=0),
-        )
-        grid = tuner.fit()
-        results, errors = [], []
-        for res in grid:
-            if res.error is not None:
-                errors.append(str(res.error).splitlines()[0][:300])
-            elif res.metrics and "records" in res.metrics:
-                results.extend(RunResult(**r) for r in res.metrics["records"])
-    finally:
-        if started:
-            ray.shutdown()
+    records, errors = run_ray_trials(
+        _trial,
+        [{"experiments": group} for group in groups.values()],
+        address=address,
+        cpus=cpus,
+        gpus=gpus,
+        storage=storage,
+        name="sweep",
+    )
+    results = [RunResult(**r) for record in records for r in record["records"]]
     # record on the driver too (a remote worker's disk is not ours)
     for r in results:
         cfg = ExperimentConfig(**r.config)

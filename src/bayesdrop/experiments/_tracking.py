@@ -36,6 +36,9 @@ class Tracker:
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         """Attach a file to the run."""
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """Attach ``text`` to the run as the file ``artifact_file`` (a relative path)."""
+
     def end(self, status: str = "FINISHED") -> None:
         """Close the run with ``"FINISHED"``, ``"FAILED"`` or ``"KILLED"``."""
 
@@ -99,6 +102,10 @@ class MlflowTracker(Tracker):
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         if self.run_id is not None:
             self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        if self.run_id is not None:
+            self.client.log_text(self.run_id, text, artifact_file)
 
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:

@@ -8,14 +8,19 @@ returns the Figure and saves it atomically when given ``path=`` (.png, .svg or .
 - :func:`risk_coverage`: selective risk vs coverage per uncertainty score, with the oracle.
 - :func:`mc_histogram`: the T MC samples of one input and one class (or output).
 - :func:`ood_histogram`: an uncertainty score on in- vs out-of-distribution inputs.
+- :func:`learning_curves`: active-learning accuracy vs labels, median and band over seeds.
+- :func:`acquired_grid`: the items each active-learning strategy acquired first.
 - :func:`regression_bands`: predictive mean with aleatoric and total uncertainty bands.
 """
 
+from ._active import acquired_grid, learning_curves
 from ._classification import mc_histogram, ood_histogram, reliability_diagram, risk_coverage
 from ._common import save_figure
 from ._regression import regression_bands, regression_calibration
 
 __all__ = [
+    "acquired_grid",
+    "learning_curves",
     "reliability_diagram",
     "risk_coverage",
     "mc_histogram",
