@@ -307,3 +307,40 @@ def test_fit_repeats_its_numbers_from_its_seed_whatever_the_global_state() -> No
     reference = train(5, global_seed=1)
     assert all(torch.equal(u, v) for u, v in zip(reference, train(5, global_seed=2), strict=True))
     assert not all(torch.equal(u, v) for u, v in zip(reference, train(6, global_seed=1), strict=True))
+
+
+def test_fit_with_a_loss_callable_equals_the_built_in_loss_and_validates_with_it():
+    import torch.nn.functional as F
+    from torch.utils.data import TensorDataset
+
+    import bayesdrop as bd
+    from bayesdrop import training
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(96, 5, generator=generator), torch.randint(0, 3, (96,), generator=generator)
+
+    def trained(**options):
+        with training.seeded(0):
+            net = torch.nn.Sequential(
+                torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 3)
+            )
+        mc = bd.wrap(net)
+        history = training.fit(mc, TensorDataset(x, y), epochs=3, batch_size=32, seed=1, **options)
+        return net, history
+
+    built_in, _ = trained()
+    custom, _ = trained(loss=lambda model, batch: F.cross_entropy(model(batch[0]), batch[1]))
+    for a, b in zip(built_in.state_dict().values(), custom.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+    # a model that is not a classifier: an autoencoder, validated with the same loss in eval mode
+    auto = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Linear(3, 5))
+    reconstruction = lambda model, batch: F.mse_loss(model(batch[0]), batch[0])  # noqa: E731
+    history = training.fit(
+        auto, TensorDataset(x), val_data=TensorDataset(x[:32]), epochs=30, lr=1e-2, loss=reconstruction, patience=5
+    )
+    with torch.no_grad():
+        expected = F.mse_loss(auto(x[:32]), x[:32]).item()
+    best = min(e.val_loss for e in history.epochs)
+    assert history.epochs[-1].train_loss < history.epochs[0].train_loss
+    assert best == pytest.approx(expected, rel=1e-5)  # the best weights are restored

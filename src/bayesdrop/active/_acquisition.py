@@ -171,13 +171,19 @@ def _joint_entropy_with(
     factor = weights * (scale - log_denominator).exp()  # (M,)
     constant = float((factor * scale * scaled.mean(0)).sum())
     block = max(1, int(_SCORE_CHUNK_BYTES // (8 * m * c * 2)))
-    scaled_in = scaled.to(dtype)
+    # one (M, K) @ (K, b C) product per block, then J log J in place and the weighted sum over
+    # configurations as a vector-matrix product: no permuted copies of the (M, b, C) block
+    per_model = (scaled / k).T.contiguous().to(dtype)  # (M, K)
+    factor_in = factor.to(dtype)
+    tiny = torch.finfo(dtype).tiny  # J = 0 contributes 0 log 0 = 0
     out = []
     for start in range(0, len(candidates), block):
         p = probs[candidates[start : start + block]].to(dtype)  # (b, K, C)
-        joint = torch.einsum("km,bkc->bmc", scaled_in, p).div_(k)  # P(a, c) / exp(scale)
-        per_config = torch.special.xlogy(joint, joint).sum(-1, dtype=torch.float64)  # (b, M)
-        out.append(-(per_config @ factor) - constant)
+        b = p.shape[0]
+        joint = per_model @ p.permute(1, 0, 2).reshape(k, b * c)  # (M, b C): P(a, c) / exp(scale)
+        logs = joint.clamp_min(tiny).log_()
+        per_class = factor_in @ joint.mul_(logs)  # (b C,) sum_a w_a r_a J log J
+        out.append(-per_class.view(b, c).sum(1, dtype=torch.float64) - constant)
     return torch.cat(out)
 
 

@@ -142,6 +142,41 @@ def _concrete_penalty(model: nn.Module) -> Tensor:
     return bd.concrete_regularization(model)
 
 
+def _to_device(batch: Any, dev: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(dev)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, dev) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, dev) for k, v in batch.items()}
+    return batch
+
+
+def _batch_size(batch: Any) -> int:
+    first = batch
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if isinstance(first, dict) and first:
+        first = next(iter(first.values()))
+    return int(first.shape[0]) if isinstance(first, Tensor) and first.ndim else 1
+
+
+@torch.no_grad()
+def _validate_loss(
+    model: nn.Module, data: Dataset, loss: Callable[[nn.Module, Any], Tensor], batch_size: int, dev: torch.device
+) -> float:
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in _loader(data, batch_size, shuffle=False, seed=0, workers=0):
+        batch = _to_device(batch, dev)
+        size = _batch_size(batch)
+        total += float(loss(model, batch)) * size
+        count += size
+    model.train(was_training)
+    return total / max(count, 1)
+
+
 @torch.no_grad()
 def _validate(
     mc: nn.Module,
@@ -190,6 +225,7 @@ def fit(
     progress: bool = False,
     num_workers: int = 0,
     callback: Callable[[EpochStats], None] | None = None,
+    loss: Callable[[nn.Module, Any], Tensor] | None = None,
 ) -> History:
     """Train a wrapped model (``mc = bd.wrap(model, ...)``) through the wrapper.
 
@@ -235,6 +271,10 @@ def fit(
         progress: show a tqdm progress bar per epoch.
         num_workers: DataLoader workers.
         callback: called with each epoch's :class:`EpochStats` (e.g. a tracker).
+        loss: ``loss(model, batch) -> scalar`` replacing the task's data loss, for models that
+            are not classifiers or regressors (a VAE's negative ELBO): ``batch`` is what the
+            loader yields, moved to the device; ``mc`` may then be any ``nn.Module``. The
+            validation loss (``val_data``) is the same loss in eval mode, without MC samples.
 
     Returns:
         The :class:`History`; the model holds the best (or last) weights.
@@ -318,20 +358,25 @@ def fit(
             mc.train()
             total, count = 0.0, 0
             lr_now = opt.param_groups[0]["lr"]
-            for x, y in batches:
-                x, y = x.to(dev), y.to(dev)
-                loss = _data_loss(mc(x), y, task, output, getattr(mc, "select", None))
+            for batch in batches:
+                batch = _to_device(batch, dev)
+                if loss is None:
+                    x, y = batch
+                    value = _data_loss(mc(x), y, task, output, getattr(mc, "select", None))
+                else:
+                    value = loss(mc, batch)
                 if concrete:
-                    loss = loss + _concrete_penalty(mc)
-                if not torch.isfinite(loss):
+                    value = value + _concrete_penalty(mc)
+                if not torch.isfinite(value):
                     raise BayesdropError(
-                        f"The training loss became {loss.item()} at epoch {epoch + 1}: lower `lr` or check the data."
+                        f"The training loss became {value.item()} at epoch {epoch + 1}: lower `lr` or check the data."
                     )
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                value.backward()
                 opt.step()
-                total += loss.item() * len(x)
-                count += len(x)
+                size = _batch_size(batch)
+                total += value.item() * size
+                count += size
                 if bar is not None:
                     bar.set_postfix(loss=f"{total / count:.4f}")
             if bar is not None:
@@ -340,9 +385,12 @@ def fit(
                 sched.step()
             stats = EpochStats(epoch=epoch + 1, train_loss=total / max(count, 1), lr=lr_now, seconds=0.0)
             if val_data is not None:
-                stats.val_loss, stats.val_accuracy = _validate(
-                    mc, val_data, task, max(batch_size, 256), val_samples, eseed
-                )
+                if loss is None:
+                    stats.val_loss, stats.val_accuracy = _validate(
+                        mc, val_data, task, max(batch_size, 256), val_samples, eseed
+                    )
+                else:
+                    stats.val_loss = _validate_loss(mc, val_data, loss, max(batch_size, 256), dev)
                 if stats.val_loss < best_val:
                     best_val, bad_epochs, history.best_epoch = stats.val_loss, 0, epoch + 1
                     best_state = {k: v.detach().clone() for k, v in network(mc).state_dict().items()}
