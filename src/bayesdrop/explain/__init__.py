@@ -1,0 +1,28 @@
+"""Explaining uncertainty: CLUE (counterfactual latent uncertainty explanations) on MC-dropout
+networks, the generative models it searches in, and the baselines it is compared with.
+
+- :func:`clue`: the smallest change, along the data manifold of a VAE, that makes the model
+  confident; one engine call per step for all rows, fixed masks while optimising, fresh masks
+  for the reported uncertainty.
+- :func:`tabular_vae` (continuous + categorical columns), :func:`image_vae` (28x28), trained
+  with ``training.fit(vae, data, loss=elbo_loss)``.
+- :func:`sensitivity`: the local-sensitivity baseline.
+"""
+
+from ._clue import ClueResult, Distance, Kind, clue, sensitivity, uncertainty_of
+from ._vae import VAE, BernoulliLikelihood, MixedLikelihood, elbo_loss, image_vae, tabular_vae
+
+__all__ = [
+    "VAE",
+    "BernoulliLikelihood",
+    "ClueResult",
+    "Distance",
+    "Kind",
+    "MixedLikelihood",
+    "clue",
+    "elbo_loss",
+    "image_vae",
+    "sensitivity",
+    "tabular_vae",
+    "uncertainty_of",
+]
