@@ -4,6 +4,7 @@ known answer, the VAE likelihoods against direct formulas, and the tabular data 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,40 @@ def test_tabular_loaders_rows_splits_and_round_trip(name, n_train, n_test, width
             assert torch.equal(data.x_train[:, cols].sum(1), torch.ones(n_train))  # one-hot
     with pytest.raises(bd.BayesdropError, match="name"):
         load_tabular("adult")
+
+
+def test_explain_experiment_caches_models_tracks_and_the_cli_sweeps_lambda(tmp_path, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from bayesdrop.cli import main
+    from bayesdrop.explain import ExplainConfig, run_explain
+
+    monkeypatch.chdir(tmp_path)
+    small = dict(
+        dataset="wine",
+        epochs=3,
+        vae_epochs=3,
+        hidden=32,
+        vae_width=32,
+        vae_depth=1,
+        steps=10,
+        samples=8,
+        eval_samples=16,
+    )
+    config = ExplainConfig(**small, output_dir="out", tracking=True)
+    first = run_explain(config, verbose=False)
+    assert first["points"] == round(0.2 * 159) and "class_flip_rate" not in first
+    assert first["before"]["total"]["mean"] > 0 and first["after"]["total"]["mean"] > 0
+    assert {"net.pt", "vae.pt"} <= {p.name for p in config.models_folder().iterdir()}
+    assert run_explain(config, verbose=False) == first  # read back
+    for chart in first["charts"]:
+        assert Path(chart).stat().st_size > 5_000
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("bayesdrop-explain").experiment_id])
+    assert run.data.metrics["total_before_mean"] == pytest.approx(first["before"]["total"]["mean"])
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in small.items()]
+    assert main(["explain", *flags, "--output-dir", "out", "--lam", "1,3", "--no-track"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | total |" in out and "| 3 | total |" in out
+    assert "network trained" not in out  # the models were cached by the first run (lambda 1 = 1.0)
+    assert main(["explain", "--dataset", "iris", "--no-track"]) == 2

@@ -1,4 +1,4 @@
-"""The ``bayesdrop`` command: run, sweep, evaluate, plot, active, list, quickstart.
+"""The ``bayesdrop`` command: run, sweep, evaluate, plot, active, explain, list, quickstart.
 
 Heavy libraries (torch models, MLflow, Ray, matplotlib) load only inside the subcommand that
 needs them, so ``bayesdrop --help`` answers at once.
@@ -97,11 +97,14 @@ def _add_config_flags(parser: argparse.ArgumentParser, sweep: bool) -> None:
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow (same as --tracking false)")
 
 
-def _add_active_flags(parser: argparse.ArgumentParser) -> None:
-    from .active import ActiveConfig
+def _add_dataclass_flags(parser: argparse.ArgumentParser, which: str) -> None:
+    if which == "active":
+        from .active import ActiveConfig as Config
+    else:
+        from .explain import ExplainConfig as Config
 
     group = parser.add_argument_group("settings (comma-separated values make an axis, e.g. --seed 0,1,2)")
-    for f in fields(ActiveConfig):
+    for f in fields(Config):
         default = f.default if f.default is not f.default_factory else f.default_factory()  # type: ignore[misc]
         group.add_argument(
             "--" + f.name.replace("_", "-"),
@@ -244,7 +247,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, help="address of a Ray cluster (implies --ray)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs of each Ray trial")
     p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
-    _add_active_flags(p)
+    _add_dataclass_flags(p, "active")
+
+    p = sub.add_parser(
+        "explain",
+        formatter_class=_Formatter,
+        help="CLUE: explain the uncertainty of the most uncertain test points",
+        description="Train (once; cached) an MC-dropout network and a VAE on a data set, then find "
+        "CLUEs for the most uncertain test points: the smallest changes, along the VAE's data "
+        "manifold, that make the network confident. Prints and writes the summary (uncertainty "
+        "before and after, L1 change, class flips, VAE log-likelihood of the explanations), draws "
+        "the charts and logs to MLflow unless --no-track. A list of lambdas makes a sweep.",
+        epilog="examples:\n"
+        "  bayesdrop explain --dataset credit --lam 0.5,1,2\n"
+        "  bayesdrop explain --dataset compas-no-recid --uncertainty epistemic --no-track\n"
+        "  bayesdrop explain --dataset mnist-10k --data-dir ../shared/data/mnist --max-points 64\n"
+        "data sets: credit, compas, compas-no-recid, lsat, wine (../shared/data or --data-dir), mnist-10k",
+    )
+    p.add_argument("--config", default=None, help="YAML file of settings (lists are axes); flags win")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    _add_dataclass_flags(p, "explain")
 
     p = sub.add_parser(
         "list",
@@ -393,20 +415,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     raise BayesdropError(f"Expected argument `path` to be an existing folder, but got {str(path)!r}.")
 
 
-def _cmd_active(args: argparse.Namespace) -> int:
-    from .active import (
-        ActiveConfig,
-        active_grid,
-        grid_report,
-        load_active_data,
-        plot_acquired,
-        plot_learning_curves,
-        run_active_grid,
-    )
+def _settings(args: argparse.Namespace, config_class: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, then the --config YAML file, then the flags (values parsed as YAML would)."""
     from .experiments._config import parse_value
-    from .experiments._tracking import write_json_atomic
 
-    raw: dict[str, Any] = {"output_dir": "runs/active", "tracking": True}
+    raw = dict(defaults)
     if args.config:
         import yaml
 
@@ -421,11 +434,53 @@ def _cmd_active(args: argparse.Namespace) -> int:
 
             raise expected("--config", "a YAML mapping of settings", type(loaded).__name__)
         raw.update(loaded)
-    for f in fields(ActiveConfig):
+    for f in fields(config_class):
         if hasattr(args, f.name):
             raw[f.name] = parse_value(getattr(args, f.name))
     if args.no_track:
         raw["tracking"] = False
+    return raw
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import ExplainConfig, explain_grid, load_explain_data, run_explain
+
+    configs = explain_grid(_settings(args, ExplainConfig, {"tracking": True}))
+    data = load_explain_data(configs[0]) if len({(c.dataset, c.data_dir) for c in configs}) == 1 else None
+    header = (
+        "| lambda | uncertainty | points | before (mean) | after (mean) | L1 / column "
+        "| log p original | log p CLUE | flips |"
+    )
+    rows = [header, "|" + "---|" * 9]
+    for c in configs:
+        r = run_explain(c, data=data)
+        kind = r["uncertainty"]
+        flips = f"{r['class_flip_rate']:.2f}" if "class_flip_rate" in r else "-"
+        rows.append(
+            f"| {c.lam:g} | {kind} | {r['points']} | {r['before'][kind]['mean']:.4f} | {r['after'][kind]['mean']:.4f} "
+            f"| {r['l1_per_column']['mean']:.4f} | {r['log_p_original']['mean']:.2f} "
+            f"| {r['log_p_clue']['mean']:.2f} | {flips} |"
+        )
+        for chart in r.get("charts", []):
+            print(f"chart: {chart}")
+    print("\n".join(rows))
+    return 0
+
+
+def _cmd_active(args: argparse.Namespace) -> int:
+    from .active import (
+        ActiveConfig,
+        active_grid,
+        grid_report,
+        load_active_data,
+        plot_acquired,
+        plot_learning_curves,
+        run_active_grid,
+    )
+    from .experiments._config import parse_value
+    from .experiments._tracking import write_json_atomic
+
+    raw = _settings(args, ActiveConfig, {"output_dir": "runs/active", "tracking": True})
     thresholds = parse_value(args.thresholds)
     thresholds = [float(t) for t in (thresholds if isinstance(thresholds, list) else [thresholds])]
     configs = active_grid(raw)
@@ -566,6 +621,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "active": _cmd_active,
+    "explain": _cmd_explain,
     "run": _cmd_run,
     "sweep": _cmd_sweep,
     "evaluate": _cmd_evaluate,

@@ -10,9 +10,16 @@ networks, the generative models it searches in, and the baselines it is compared
 """
 
 from ._clue import ClueResult, Distance, Kind, clue, sensitivity, uncertainty_of
+from ._experiment import EXPLAIN_DATASETS, ExplainConfig, explain_grid, load_explain_data, run_explain, trained_models
 from ._vae import VAE, BernoulliLikelihood, MixedLikelihood, elbo_loss, image_vae, tabular_vae
 
 __all__ = [
+    "EXPLAIN_DATASETS",
+    "ExplainConfig",
+    "explain_grid",
+    "load_explain_data",
+    "run_explain",
+    "trained_models",
     "VAE",
     "BernoulliLikelihood",
     "ClueResult",

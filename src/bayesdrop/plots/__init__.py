@@ -10,16 +10,21 @@ returns the Figure and saves it atomically when given ``path=`` (.png, .svg or .
 - :func:`ood_histogram`: an uncertainty score on in- vs out-of-distribution inputs.
 - :func:`learning_curves`: active-learning accuracy vs labels, median and band over seeds.
 - :func:`acquired_grid`: the items each active-learning strategy acquired first.
+- :func:`uncertainty_histograms`, :func:`feature_changes`, :func:`clue_images`: CLUE results.
 - :func:`regression_bands`: predictive mean with aleatoric and total uncertainty bands.
 """
 
 from ._active import acquired_grid, learning_curves
 from ._classification import mc_histogram, ood_histogram, reliability_diagram, risk_coverage
 from ._common import save_figure
+from ._explain import clue_images, feature_changes, uncertainty_histograms
 from ._regression import regression_bands, regression_calibration
 
 __all__ = [
     "acquired_grid",
+    "clue_images",
+    "feature_changes",
+    "uncertainty_histograms",
     "learning_curves",
     "reliability_diagram",
     "risk_coverage",
