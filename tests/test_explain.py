@@ -284,3 +284,56 @@ def test_explain_experiment_caches_models_tracks_and_the_cli_sweeps_lambda(tmp_p
     assert "| 1 | total |" in out and "| 3 | total |" in out
     assert "network trained" not in out  # the models were cached by the first run (lambda 1 = 1.0)
     assert main(["explain", "--dataset", "iris", "--no-track"]) == 2
+
+
+@pytest.fixture(scope="module")
+def toy_vaeac():
+    """x1 ~ N(0, 1), a class c = [x1 + 0.3 eps > 0]: the true p(c | x1) = Phi(x1 / 0.3)."""
+    from bayesdrop.explain import VAEAC, vaeac_loss
+
+    generator = torch.Generator().manual_seed(0)
+    x1 = torch.randn(2000, 1, generator=generator)
+    c = (x1[:, 0] + 0.3 * torch.randn(2000, generator=generator) > 0).long()
+    rows = torch.cat([x1, nn.functional.one_hot(c, 2).float()], 1)
+    with training.seeded(0):
+        model = VAEAC([1, 2], latent=2, width=64, depth=1)
+    training.fit(model, torch.utils.data.TensorDataset(rows), epochs=40, lr=2e-3, loss=vaeac_loss, seed=0)
+    return model.eval(), rows, x1, c
+
+
+def test_vaeac_conditional_and_marginal_match_the_known_truth(toy_vaeac):
+    model, rows, x1, c = toy_vaeac
+    probs = model.conditional_probs(rows[:500], target=1, samples=50, generator=torch.Generator().manual_seed(1))
+    truth = torch.distributions.Normal(0.0, 0.3).cdf(x1[:500, 0])
+    assert (probs[:, 1] - truth).abs().mean() < 0.06
+    log_p = model.log_prob(rows[:500], features=[0], samples=50, generator=torch.Generator().manual_seed(2))
+    assert abs(log_p.mean().item() - torch.distributions.Normal(0.0, 1.0).log_prob(x1[:500, 0]).mean().item()) < 0.1
+    drawn = model.sample(torch.zeros(1000, 3), torch.ones(1000, 2), generator=torch.Generator().manual_seed(3))
+    assert abs(drawn[:, 0].mean().item()) < 0.3 and abs(drawn[:, 0].std().item() - 1) < 0.25  # roughly N(0, 1)
+    assert torch.equal(drawn[:, 1:].sum(1), torch.ones(1000))  # categories drawn as one-hot
+    kept = model.sample(rows[:10], torch.tensor([[0.0, 1.0]] * 10))
+    assert torch.equal(kept[:, 0], rows[:10, 0])  # observed features are kept
+    with pytest.raises(bd.BayesdropError, match="categorical"):
+        model.conditional_probs(rows[:5], target=0)
+
+
+def test_ufido_hides_the_feature_that_causes_the_uncertainty(gap_model, toy_vaeac):
+    """In the gap model x1 decides the class; a VAEAC over (x1, x2) in-fills a hidden x1 from
+    x2. Hiding x1 is the only way to become sure, so U-FIDO hides it and not x2."""
+    from bayesdrop.explain import VAEAC, ufido, vaeac_loss
+
+    generator = torch.Generator().manual_seed(0)
+    side = torch.randint(0, 2, (2000,), generator=generator) * 2 - 1
+    x = torch.stack(
+        [side * (1 + 2 * torch.rand(2000, generator=generator)), torch.randn(2000, generator=generator) * 0.3], 1
+    )
+    with training.seeded(0):
+        infiller = VAEAC([1, 1], latent=2, width=64, depth=1)
+    training.fit(infiller, torch.utils.data.TensorDataset(x), epochs=30, lr=2e-3, loss=vaeac_loss, seed=0)
+    points = torch.tensor([[0.02, 0.0], [-0.03, 0.1]])
+    explanation, hidden = ufido(gap_model, infiller, points, l1=0.05, steps=60, lr=0.2, samples=32)
+    assert hidden[:, 0].all() and not hidden[:, 1].any()
+    assert torch.equal(explanation[:, 1], points[:, 1])
+    before = gap_model.predict(points, samples=200, seed=0).total
+    after = gap_model.predict(explanation, samples=200, seed=0).total
+    assert bool((after < before).all())

@@ -6,12 +6,15 @@ networks, the generative models it searches in, and the baselines it is compared
   for the reported uncertainty.
 - :func:`tabular_vae` (continuous + categorical columns), :func:`image_vae` (28x28), trained
   with ``training.fit(vae, data, loss=elbo_loss)``.
-- :func:`sensitivity`: the local-sensitivity baseline.
+- :class:`VAEAC`: in-filling any features given the others (and the ground truth of the
+  paper's computational evaluation); :func:`ufido` and :func:`sensitivity`: the baselines.
 """
 
 from ._clue import ClueResult, Distance, Kind, clue, sensitivity, uncertainty_of
 from ._experiment import EXPLAIN_DATASETS, ExplainConfig, explain_grid, load_explain_data, run_explain, trained_models
+from ._ufido import ufido
 from ._vae import VAE, BernoulliLikelihood, MixedLikelihood, elbo_loss, image_vae, tabular_vae
+from ._vaeac import VAEAC, vaeac_loss
 
 __all__ = [
     "EXPLAIN_DATASETS",
@@ -21,6 +24,9 @@ __all__ = [
     "run_explain",
     "trained_models",
     "VAE",
+    "VAEAC",
+    "ufido",
+    "vaeac_loss",
     "BernoulliLikelihood",
     "ClueResult",
     "Distance",

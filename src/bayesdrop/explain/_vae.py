@@ -60,15 +60,54 @@ class MixedLikelihood(nn.Module):
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         """``(B,)`` log p(x | params) for rows ``x`` ``(B, D)`` (one-hot groups)."""
-        out = torch.zeros(x.shape[0], dtype=params.dtype, device=params.device)
+        return self.feature_log_prob(x, params).sum(1)
+
+    def feature_log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        """``(B, F)`` log-likelihood of each feature (continuous column or categorical group),
+        in feature order."""
+        columns = []
         if len(self.continuous):
             mean, target = params[:, self.continuous], x[:, self.continuous]
             log_var = self.log_var.clamp(-7.0, 5.0)
-            out = out - 0.5 * (_LOG_2PI + log_var + (target - mean) ** 2 / log_var.exp()).sum(1)
+            columns.append(-0.5 * (_LOG_2PI + log_var + (target - mean) ** 2 / log_var.exp()))
         for start, width in self.groups:
             logits = params[:, start : start + width]
-            out = out + (F.log_softmax(logits, 1) * x[:, start : start + width]).sum(1)
+            columns.append((F.log_softmax(logits, 1) * x[:, start : start + width]).sum(1, keepdim=True))
+        values = torch.cat(columns, 1)  # continuous first, then groups: back to feature order
+        return values[:, self._feature_order()]
+
+    def _feature_order(self) -> list[int]:
+        if not hasattr(self, "_order"):
+            starts = [sum(self.widths[:i]) for i in range(len(self.widths))]
+            kinds = [(s, w) for s, w in zip(starts, self.widths, strict=True)]
+            n_cont = sum(1 for _, w in kinds if w == 1)
+            cont_i, group_i, order = 0, 0, []
+            for _, w in kinds:
+                if w == 1:
+                    order.append(cont_i)
+                    cont_i += 1
+                else:
+                    order.append(n_cont + group_i)
+                    group_i += 1
+            self._order = order
+        return self._order
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Rows ``(B, D)`` drawn from p(x | params): Gaussian columns, one-hot categories."""
+        noise = torch.randn(params.shape, generator=generator, dtype=params.dtype, device=params.device)
+        out = params.clone()
+        if len(self.continuous):
+            std = (0.5 * self.log_var.clamp(-7.0, 5.0)).exp().to(params.dtype)
+            out[:, self.continuous] = params[:, self.continuous] + std * noise[:, self.continuous]
+        for start, width in self.groups:
+            probs = F.softmax(params[:, start : start + width], 1)
+            index = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            out[:, start : start + width] = F.one_hot(index, width).to(params.dtype)
         return out
+
+    def columns_of(self, features: Tensor) -> Tensor:
+        """Feature-level values ``(B, F)`` repeated over each feature's columns ``(B, D)``."""
+        return features.repeat_interleave(torch.tensor(self.widths, device=features.device), dim=1)
 
     def mean(self, params: Tensor, hard: bool = False) -> Tensor:
         """Decoded rows ``(B, D)``: Gaussian means and group probabilities, or (``hard``) a
