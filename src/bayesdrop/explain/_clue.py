@@ -16,7 +16,7 @@ uncertainty is measured with fresh masks so that an explanation is not fitted to
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -337,11 +337,20 @@ def _optimise(
 
 
 def sensitivity(
-    mc, x: Tensor, step: float, *, uncertainty: str | Mapping[str, float] = "total", samples: int = 64, seed: int = 0
+    mc,
+    x: Tensor,
+    step: float,
+    *,
+    uncertainty: str | Mapping[str, float] = "total",
+    samples: int = 64,
+    seed: int = 0,
+    widths: Sequence[int] | None = None,
 ) -> Tensor:
     """The local-sensitivity baseline: one step of size ``step`` against the gradient of the
     uncertainty in input space, ``x - step * grad u(x) / |grad u(x)|_1 * d`` (the direction
-    normalised so that ``step`` is the mean absolute change per column)."""
+    normalised so that ``step`` is the mean absolute change per column). With tabular
+    ``widths`` (1: continuous, k: one-hot group), each group is snapped to the one-hot of its
+    largest entry, so the result is a valid row."""
     if not step >= 0:
         raise expected("step", "a non-negative number", step)
     if not isinstance(x, Tensor):
@@ -351,4 +360,12 @@ def sensitivity(
     (grad,) = torch.autograd.grad(u.sum(), point)
     flat = grad.flatten(1)
     direction = flat / flat.abs().mean(1, keepdim=True).clamp_min(1e-12)
-    return (x.flatten(1) - step * direction).reshape(x.shape).detach()
+    moved = (x.flatten(1) - step * direction).detach()
+    if widths is not None:
+        start = 0
+        for width in widths:
+            if width > 1:
+                group = moved[:, start : start + width]
+                moved[:, start : start + width] = torch.nn.functional.one_hot(group.argmax(1), width).to(moved.dtype)
+            start += width
+    return moved.reshape(x.shape)
