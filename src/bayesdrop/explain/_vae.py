@@ -130,8 +130,8 @@ class BernoulliLikelihood(nn.Module):
         return -F.binary_cross_entropy_with_logits(params, x, reduction="none").flatten(1).sum(1)
 
     def mean(self, params: Tensor, hard: bool = False) -> Tensor:
-        probs = torch.sigmoid(params)
-        return (probs > 0.5).to(probs.dtype) + (probs - probs.detach()) if hard else probs
+        """Pixel probabilities (``hard`` is for categorical groups; images stay grey-level)."""
+        return torch.sigmoid(params)
 
 
 class VAE(nn.Module):
