@@ -317,10 +317,10 @@ def test_vaeac_conditional_and_marginal_match_the_known_truth(toy_vaeac):
         model.conditional_probs(rows[:5], target=0)
 
 
-def test_ufido_hides_the_feature_that_causes_the_uncertainty(gap_model, toy_vaeac):
-    """In the gap model x1 decides the class; a VAEAC over (x1, x2) in-fills a hidden x1 from
-    x2. Hiding x1 is the only way to become sure, so U-FIDO hides it and not x2."""
-    from bayesdrop.explain import VAEAC, ufido, vaeac_loss
+@pytest.fixture(scope="module")
+def gap_infiller():
+    """A VAEAC over the gap model's inputs: x1 is +-(1..3) (the class side), x2 small noise."""
+    from bayesdrop.explain import VAEAC, vaeac_loss
 
     generator = torch.Generator().manual_seed(0)
     side = torch.randint(0, 2, (2000,), generator=generator) * 2 - 1
@@ -330,6 +330,15 @@ def test_ufido_hides_the_feature_that_causes_the_uncertainty(gap_model, toy_vaea
     with training.seeded(0):
         infiller = VAEAC([1, 1], latent=2, width=64, depth=1)
     training.fit(infiller, torch.utils.data.TensorDataset(x), epochs=30, lr=2e-3, loss=vaeac_loss, seed=0)
+    return infiller.eval()
+
+
+def test_ufido_hides_the_feature_that_causes_the_uncertainty(gap_model, gap_infiller):
+    """In the gap model x1 decides the class; the VAEAC in-fills a hidden x1 from x2. Hiding x1
+    is the only way to become sure, so U-FIDO hides it and not x2."""
+    from bayesdrop.explain import ufido
+
+    infiller = gap_infiller
     points = torch.tensor([[0.02, 0.0], [-0.03, 0.1]])
     explanation, hidden = ufido(gap_model, infiller, points, l1=0.05, steps=60, lr=0.2, samples=32)
     assert hidden[:, 0].all() and not hidden[:, 1].any()
@@ -337,3 +346,29 @@ def test_ufido_hides_the_feature_that_causes_the_uncertainty(gap_model, toy_vaea
     before = gap_model.predict(points, samples=200, seed=0).total
     after = gap_model.predict(explanation, samples=200, seed=0).total
     assert bool((after < before).all())
+
+
+def test_conditional_clue_holds_the_kept_features_and_moves_the_others(gap_model, gap_infiller):
+    from bayesdrop.explain import conditional_clue
+
+    points = torch.tensor([[0.02, 0.1], [-0.03, -0.2]])
+    result = conditional_clue(gap_model, gap_infiller, points, keep=[1], lam=0.1, steps=40)
+    assert torch.equal(result.explanation[:, 1], points[:, 1])
+    assert bool((result.explanation[:, 0].abs() > 0.3).all())  # x1 generated on one side
+    assert bool((result.after["total"] < result.before["total"]).all())
+    with pytest.raises(bd.BayesdropError, match="keep"):
+        conditional_clue(gap_model, gap_infiller, points, keep=[2])
+
+
+def test_clue_set_gives_distinct_confident_explanations_inside_the_latent_ball(gap_model):
+    from bayesdrop.explain import clue_set
+
+    x = torch.tensor([[0.0, 0.0], [0.05, 0.2]])
+    diverse = clue_set(gap_model, _Identity(), x, count=4, diversity=0.5, latent_radius=2.5, steps=60, lr=0.05)
+    plain = clue_set(gap_model, _Identity(), x, count=4, diversity=0.0, latent_radius=2.5, steps=60, lr=0.05)
+    assert diverse.explanations.shape == (2, 4, 2) and diverse.after["total"].shape == (2, 4)
+    assert bool((diverse.spread > plain.spread).all())
+    assert bool(((diverse.z - x[:, None, :]).norm(dim=-1) <= 2.5 + 1e-5).all())
+    assert bool((diverse.after["total"].mean(1) < diverse.before["total"]).all())
+    with pytest.raises(bd.BayesdropError, match="count"):
+        clue_set(gap_model, _Identity(), x, count=1)

@@ -10,7 +10,17 @@ networks, the generative models it searches in, and the baselines it is compared
   paper's computational evaluation); :func:`ufido` and :func:`sensitivity`: the baselines.
 """
 
-from ._clue import ClueResult, Distance, Kind, clue, sensitivity, uncertainty_of
+from ._clue import (
+    ClueResult,
+    ClueSet,
+    Distance,
+    Kind,
+    clue,
+    clue_set,
+    conditional_clue,
+    sensitivity,
+    uncertainty_of,
+)
 from ._experiment import EXPLAIN_DATASETS, ExplainConfig, explain_grid, load_explain_data, run_explain, trained_models
 from ._ufido import ufido
 from ._vae import VAE, BernoulliLikelihood, MixedLikelihood, elbo_loss, image_vae, tabular_vae
@@ -29,6 +39,9 @@ __all__ = [
     "vaeac_loss",
     "BernoulliLikelihood",
     "ClueResult",
+    "ClueSet",
+    "clue_set",
+    "conditional_clue",
     "Distance",
     "Kind",
     "MixedLikelihood",

@@ -25,7 +25,17 @@ from torch import Tensor
 
 from .._errors import BayesdropError, expected
 
-__all__ = ["Kind", "Distance", "ClueResult", "clue", "uncertainty_of", "sensitivity"]
+__all__ = [
+    "Kind",
+    "Distance",
+    "ClueResult",
+    "ClueSet",
+    "clue",
+    "clue_set",
+    "conditional_clue",
+    "uncertainty_of",
+    "sensitivity",
+]
 
 
 class Kind(str, Enum):
@@ -258,7 +268,8 @@ def clue(
 
 
 def _decode(vae, z: Tensor, x: Tensor, immutable: Tensor | None) -> Tensor:
-    out = vae.decode(z, hard=True).reshape(x.shape)
+    conditioned = getattr(vae, "conditioned", False)  # a VAEAC view: decoding needs the row
+    out = (vae.decode(z, hard=True, condition=x) if conditioned else vae.decode(z, hard=True)).reshape(x.shape)
     return torch.where(immutable, x, out) if immutable is not None else out
 
 
@@ -369,3 +380,138 @@ def sensitivity(
                 moved[:, start : start + width] = torch.nn.functional.one_hot(group.argmax(1), width).to(moved.dtype)
             start += width
     return moved.reshape(x.shape)
+
+
+class _Conditioned(torch.nn.Module):
+    """A VAEAC seen as the latent space of CLUE with some features held: ``encode`` is the prior
+    p(z | x_kept), ``decode`` fills the other features from z and keeps the held ones."""
+
+    conditioned = True
+
+    def __init__(self, vaeac, free: Tensor) -> None:
+        super().__init__()
+        self.vaeac, self.free = vaeac, free.to(torch.float32)  # (F,) 1 = may change
+
+    def _mask(self, x: Tensor) -> Tensor:
+        return self.free.to(x.dtype).expand(x.shape[0], -1)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.vaeac.prior_of(x, self._mask(x))
+
+    def decode(self, z: Tensor, hard: bool = False, condition: Tensor | None = None) -> Tensor:
+        if condition is None:
+            raise BayesdropError("A conditional CLUE decodes with its rows (internal: condition=None).")
+        mask = self._mask(condition)
+        params = self.vaeac.decode_params(z, condition, mask)
+        filled = self.vaeac.likelihood.mean(params, hard=hard)
+        columns = self.vaeac.likelihood.columns_of(mask)
+        return condition * (1 - columns) + filled * columns
+
+
+def conditional_clue(mc, vaeac, x: Tensor, keep: Sequence[int], **options) -> ClueResult:
+    """CLUE through a :class:`bayesdrop.explain.VAEAC` that holds the features ``keep`` (indices
+    of features, not columns) at their values: the search runs in the VAEAC's latent space
+    conditioned on them, and only the other features are generated. ``options`` as for
+    :func:`clue` (``immutable`` is implied by ``keep``)."""
+    features = vaeac.features
+    bad = [k for k in keep if not 0 <= int(k) < features]
+    if bad:
+        raise expected("keep", f"feature indices in [0, {features})", bad)
+    free = torch.ones(features)
+    free[list(keep)] = 0.0
+    return clue(mc, _Conditioned(vaeac, free), x, **options)
+
+
+@dataclass
+class ClueSet:
+    """``count`` diverse explanations per input.
+
+    Attributes:
+        explanations: ``(N, count, *in)``; z: ``(N, count, L)``.
+        after: uncertainty of each explanation (fresh masks), ``{"total", ...}`` -> ``(N, count)``.
+        before: uncertainty of the inputs ``(N,)`` per kind.
+        distance: ``(N, count)`` to the input; spread: ``(N,)`` mean pairwise latent distance.
+    """
+
+    explanations: Tensor
+    z: Tensor
+    before: dict[str, Tensor]
+    after: dict[str, Tensor]
+    distance: Tensor
+    spread: Tensor
+
+
+def clue_set(
+    mc,
+    vae,
+    x: Tensor,
+    count: int = 5,
+    *,
+    diversity: float = 1.0,
+    latent_radius: float | None = 2.0,
+    uncertainty: str | Mapping[str, float] = "total",
+    lam: float = 1.0,
+    steps: int = 50,
+    lr: float = 0.1,
+    samples: int = 64,
+    eval_samples: int = 100,
+    init_std: float = 0.5,
+    seed: int = 0,
+) -> ClueSet:
+    """A set of ``count`` explanations per row in the spirit of delta-CLUE (Ley et al. 2022):
+    each minimises the CLUE objective inside a latent ball of ``latent_radius`` around the
+    encoder's mean, minus ``diversity`` times the mean latent distance to the row's other
+    explanations. Starts are the mean plus seeded N(0, ``init_std``^2) noise; all ``steps`` are
+    taken (the copies are coupled, so rows do not stop early)."""
+    kinds = _weights(uncertainty)
+    for name, value in (("count", count), ("steps", steps), ("samples", samples)):
+        _check_positive(name, value, integer=True)
+    if count < 2:
+        raise expected("count", "an integer >= 2 (a set)", count)
+    if not diversity >= 0:
+        raise expected("diversity", "a non-negative number", diversity)
+    n, d = x.shape[0], x[0].numel()
+    was_training = vae.training
+    vae.eval()
+    try:
+        with torch.no_grad():
+            z0 = vae.encode(x)[0]
+            generator = torch.Generator().manual_seed(seed)
+            start = z0[:, None, :] + init_std * torch.randn((n, count, z0.shape[1]), generator=generator).to(z0)
+        z = start.clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([z], lr=lr)
+        repeated = x.repeat_interleave(count, 0)
+        pair = ~torch.eye(count, dtype=torch.bool, device=x.device)
+        for _ in range(steps):
+            decoded = _decode(vae, z.reshape(n * count, -1), repeated, None)
+            pred = mc.predict(decoded, samples=samples, seed=seed, grad=True, consistent=True)
+            u = uncertainty_of(pred, {k.value: w for k, w in kinds.items()})
+            dist = _distance(decoded, repeated, Distance.L1, None)
+            gaps = (z[:, :, None, :] - z[:, None, :, :]).pow(2).sum(-1).add(1e-12).sqrt()  # (N, k, k)
+            spread = (gaps * pair).sum((1, 2)) / (count * (count - 1))
+            objective = (u + lam / d * dist).sum() - diversity * spread.sum()
+            optimiser.zero_grad(set_to_none=True)
+            objective.backward()
+            optimiser.step()
+            if latent_radius is not None:
+                with torch.no_grad():
+                    offset = z - z0[:, None, :]
+                    norm = offset.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+                    z.copy_(torch.where(norm > latent_radius, z0[:, None, :] + offset * (latent_radius / norm), z))
+        with torch.no_grad():
+            flat = z.reshape(n * count, -1)
+            explanations = _decode(vae, flat, repeated, None)
+            before = mc.predict(x, samples=eval_samples, seed=seed, consistent=False)
+            after = mc.predict(explanations, samples=eval_samples, seed=seed + 1, consistent=False)
+            gaps = (z[:, :, None, :] - z[:, None, :, :]).pow(2).sum(-1).sqrt()
+            spread = (gaps * pair).sum((1, 2)) / (count * (count - 1))
+    finally:
+        vae.train(was_training)
+    return ClueSet(
+        explanations=explanations.reshape(n, count, *x.shape[1:]),
+        z=z.detach(),
+        before=_all_kinds(before),
+        after={k: v.reshape(n, count) for k, v in _all_kinds(after).items()},
+        distance=_distance(explanations, repeated, Distance.L1, None).reshape(n, count),
+        spread=spread,
+    )

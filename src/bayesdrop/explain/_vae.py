@@ -149,7 +149,9 @@ class VAE(nn.Module):
         return mean, log_var.clamp(-12.0, 8.0)
 
     def decode(self, z: Tensor, hard: bool = False) -> Tensor:
-        """The decoded input of latent codes ``z`` ``(B, L)`` (see the likelihood's ``mean``)."""
+        """The decoded input of latent codes ``z`` ``(B, L)`` (see the likelihood's ``mean``).
+
+        ``hard``: categorical groups as one-hot (straight-through gradient)."""
         return self.likelihood.mean(self.decoder(z), hard=hard)
 
     def elbo(self, x: Tensor) -> Tensor:
