@@ -173,7 +173,11 @@ class _World:
         count = int((pred.aleatoric >= THRESHOLD).sum())
         count = min(max(count, MIN_POINTS), MAX_POINTS, len(pred.aleatoric))
         chosen = pred.aleatoric.topk(count).indices  # the most uncertain first
-        self.points = self.x_test[chosen]
+        self.sets = {"aleatoric": self.x_test[chosen]}
+        # the epistemic set: the test points the network disagrees with itself most on
+        epistemic_count = min(max(len(pred.epistemic) // 10, MIN_POINTS), MAX_POINTS, len(pred.epistemic))
+        self.sets["epistemic"] = self.x_test[pred.epistemic.topk(epistemic_count).indices]
+        self.points = self.sets["aleatoric"]
         self.test_accuracy = float((pred.mean.argmax(1) == self.y_test).double().mean())
 
     def truth_probs(self, x: torch.Tensor, seed: int = 4) -> torch.Tensor:
@@ -182,28 +186,36 @@ class _World:
         generator = torch.Generator().manual_seed(seed)
         return self.truth.conditional_probs(rows, self.target, samples=50, generator=generator)
 
-    def score(self, explanation: torch.Tensor) -> dict[str, float]:
-        """Ground-truth entropy, L1 change per column and log-likelihood of explanations."""
+    def score(self, explanation: torch.Tensor, kind: str = "aleatoric") -> dict[str, float]:
+        """Of explanations of the ``kind`` set: ground-truth entropy, the network's error under
+        the ground truth (1 - p_gt(network's class | x')), L1 change per column, log p_gt(x')."""
         rows = torch.cat([explanation, torch.zeros(len(explanation), self.classes)], 1)
         generator = torch.Generator().manual_seed(5)
         probs = self.truth_probs(explanation)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
         log_p = self.truth.log_prob(rows, features=range(len(self.widths)), samples=50, generator=generator)
+        with torch.no_grad():
+            predicted = self.mc.predict(explanation, samples=100, seed=7).mean.argmax(1)
+        error = 1.0 - probs.gather(1, predicted[:, None]).squeeze(1)
         return {
             "h_gt": float(entropy.mean()),
-            "l1": float((explanation - self.points).abs().sum(1).mean() / self.d),
+            "error": float(error.mean()),
+            "l1": float((explanation - self.sets[kind]).abs().sum(1).mean() / self.d),
             "log_p": float(log_p.mean()),
         }
 
 
-def _explain(world: _World, method: str, value: float) -> torch.Tensor:
+def _explain(world: _World, method: str, value: float, kind: str = "aleatoric") -> torch.Tensor:
+    points = world.sets[kind]
     if method == "clue":
-        return clue(
-            world.mc, world.vae, world.points, uncertainty="aleatoric", lam=value, steps=50, samples=64
-        ).explanation
+        return clue(world.mc, world.vae, points, uncertainty=kind, lam=value, steps=50, samples=64).explanation
     if method == "sensitivity":
-        return sensitivity(world.mc, world.points, value, uncertainty="aleatoric", widths=world.widths)
-    return ufido(world.mc, world.infiller, world.points, l1=value, uncertainty="aleatoric", steps=50, samples=64)[0]
+        return sensitivity(world.mc, points, value, uncertainty=kind, widths=world.widths)
+    return ufido(world.mc, world.infiller, points, l1=value, uncertainty=kind, steps=50, samples=64)[0]
+
+
+def _result_file(folder: Path, kind: str, method: str, value: float) -> Path:
+    return folder / (f"{method}-{value:g}.json" if kind == "aleatoric" else f"{kind}-{method}-{value:g}.json")
 
 
 def run_ground_truth(datasets: Sequence[str] = GROUND_TRUTH) -> dict[str, Any]:
@@ -215,22 +227,28 @@ def run_ground_truth(datasets: Sequence[str] = GROUND_TRUTH) -> dict[str, Any]:
         summary.update(
             {
                 "points": len(world.points),
+                "epistemic_points": len(world.sets["epistemic"]),
                 "test_accuracy_on_artificial_data": world.test_accuracy,
                 "before": world.score(world.points),
+                "epistemic_before": world.score(world.sets["epistemic"], "epistemic"),
                 "cpu_seconds_training": {k: v for k, v in world.cpu.items() if v}
                 or summary.get("cpu_seconds_training", {}),
             }
         )
-        for method, values in SWEEPS.items():
-            for value in values:
-                path = world.folder / f"{method}-{value:g}.json"
-                if path.is_file():
-                    continue
-                started = time.process_time()
-                explanation = _explain(world, method, value)
-                scores = world.score(explanation) | {"value": value, "cpu_seconds": time.process_time() - started}
-                _save(path, scores)
-                print(f"[{name}] {method} {value:g}: {scores}", flush=True)
+        for kind in ("aleatoric", "epistemic"):
+            for method, values in SWEEPS.items():
+                for value in values:
+                    path = _result_file(world.folder, kind, method, value)
+                    if path.is_file():
+                        continue
+                    started = time.process_time()
+                    explanation = _explain(world, method, value, kind)
+                    scores = world.score(explanation, kind) | {
+                        "value": value,
+                        "cpu_seconds": time.process_time() - started,
+                    }
+                    _save(path, scores)
+                    print(f"[{name}] {kind} {method} {value:g}: {scores}", flush=True)
         _save(summary_path, summary)
         out[name] = summary
     return out
@@ -242,22 +260,22 @@ def _ground_truth_tables(name: str) -> dict[str, Any] | None:
     if not summary_path.is_file():
         return None
     summary = json.loads(summary_path.read_text())
-    methods = {}
-    for method, values in SWEEPS.items():
-        rows = [
-            json.loads((folder / f"{method}-{v:g}.json").read_text())
-            for v in values
-            if (folder / f"{method}-{v:g}.json").is_file()
-        ]
-        methods[method] = {
-            "sweep": [r["value"] for r in rows],
-            "h_gt": [r["h_gt"] for r in rows],
-            "l1": [r["l1"] for r in rows],
-            "log_p": [r["log_p"] for r in rows],
-            "cpu_seconds": [r["cpu_seconds"] for r in rows],
-        }
+    tables: dict[str, dict] = {}
+    for kind in ("aleatoric", "epistemic"):
+        methods = {}
+        for method, values in SWEEPS.items():
+            files = [_result_file(folder, kind, method, v) for v in values]
+            rows = [json.loads(f.read_text()) for f in files if f.is_file()]
+            methods[method] = {
+                key: [r.get(key) for r in rows] for key in ("value", "h_gt", "error", "l1", "log_p", "cpu_seconds")
+            }
+            methods[method]["sweep"] = methods[method].pop("value")
+        tables[kind] = methods
     return {
-        "aleatoric": methods,
+        "aleatoric": tables["aleatoric"],
+        "epistemic": tables["epistemic"],
+        "error_before": summary.get("epistemic_before", {}).get("error"),
+        "epistemic_points": summary.get("epistemic_points"),
         "h_gt_before": summary["before"]["h_gt"],
         "log_p_before": summary["before"]["log_p"],
         "points": summary["points"],
@@ -336,20 +354,34 @@ def write_report() -> dict[str, Any]:
             lines += [f"{name}: not run yet.", ""]
             continue
         lines += [
-            f"### {name}: {gt['points']} points, the most aleatoric-uncertain (>= {THRESHOLD} nats, "
-            f"at least {MIN_POINTS})",
+            f"### {name}",
             "",
-            f"Ground-truth entropy before: {gt['h_gt_before']:.3f} nats; ground-truth log p of the "
-            f"originals: {gt['log_p_before']:.1f}; network accuracy on the artificial test set: "
-            f"{gt['test_accuracy_on_artificial_data']:.3f}.",
+            f"Aleatoric set: the {gt['points']} most aleatoric-uncertain test points (>= {THRESHOLD} nats, at "
+            f"least {MIN_POINTS}); ground-truth entropy before {gt['h_gt_before']:.3f} nats, ground-truth log p "
+            f"of the originals {gt['log_p_before']:.1f}. Epistemic set: the {gt.get('epistemic_points')} test "
+            f"points with the highest mutual information (the top 10%, at least {MIN_POINTS}); the network's "
+            f"error under the ground truth before: "
+            + (f"{gt['error_before']:.3f}" if gt.get("error_before") is not None else "n/a")
+            + f". Network accuracy on the artificial test set: {gt['test_accuracy_on_artificial_data']:.3f}.",
             "",
-            "| method | sweep value | ground-truth entropy | L1 / column | ground-truth log p | CPU s |",
-            "|---|---|---|---|---|---|",
         ]
-        for method, m in gt["aleatoric"].items():
-            for i, value in enumerate(m["sweep"]):
-                cells = [method, f"{value:g}", f"{m['h_gt'][i]:.3f}", f"{m['l1'][i]:.3f}", f"{m['log_p'][i]:.1f}"]
-                lines.append("| " + " | ".join([*cells, f"{m['cpu_seconds'][i]:.0f}"]) + " |")
+        for kind, score, label in (
+            ("aleatoric", "h_gt", "ground-truth entropy"),
+            ("epistemic", "error", "network error"),
+        ):
+            if not any(m["sweep"] for m in gt.get(kind, {}).values()):
+                continue
+            lines += [
+                f"{kind.capitalize()} set:",
+                "",
+                f"| method | sweep value | {label} | L1 / column | ground-truth log p | CPU s |",
+                "|---|---|---|---|---|---|",
+            ]
+            for method, m in gt[kind].items():
+                for i, value in enumerate(m["sweep"]):
+                    cells = [method, f"{value:g}", f"{m[score][i]:.3f}", f"{m['l1'][i]:.3f}", f"{m['log_p'][i]:.1f}"]
+                    lines.append("| " + " | ".join([*cells, f"{m['cpu_seconds'][i]:.0f}"]) + " |")
+            lines.append("")
         chart = RESULTS / f"clue_ground_truth_{name}.png"
         _ground_truth_chart(gt, name, chart)
         lines += ["", f"![{name}]({chart.name})", ""]
