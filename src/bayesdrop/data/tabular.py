@@ -264,7 +264,10 @@ def load_compas(root: str | os.PathLike[str] | None = None, include_is_recid: bo
         ("priors_count", "continuous", [float(r["priors_count"]) for r in kept]),
         ("time_served", "continuous", [float(d) for d in served]),
     ]
-    from sklearn.model_selection import train_test_split  # lazy: optional dependency
+    try:
+        from sklearn.model_selection import train_test_split  # the paper's split, exactly
+    except ImportError:
+        raise BayesdropError("COMPAS's published split needs scikit-learn: pip install scikit-learn.") from None
 
     train, test = train_test_split(np.arange(len(kept)), test_size=0.1, random_state=42, shuffle=True)
     return _build(
