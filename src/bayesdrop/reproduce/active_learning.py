@@ -236,6 +236,20 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
             lines += [grid_report(results, exp.thresholds), ""]
             for c in charts:
                 lines += [f"![{name}]({c})", ""]
+    timing = _round_timing()
+    if timing:
+        report["round_seconds_gal_bald"] = timing
+        lines += [
+            "## Time of one round (Gal protocol, BALD, K = 100; median over the runs so far)",
+            "",
+            "| labels | train | test evaluation | score 2,000 + acquire | CPU |",
+            "|---|---|---|---|---|",
+        ]
+        for labels, t in timing.items():
+            lines.append(
+                f"| {labels} | {t['train']:.1f} s | {t['evaluate']:.1f} s | {t['acquire']:.1f} s | {t['cpu']:.1f} s |"
+            )
+        lines.append("")
     report["cpu_hours_finished_runs"] = round(total_cpu / 3600, 2)
     lines += [f"CPU time of the finished runs: {total_cpu / 3600:.2f} h.", ""]
     with_text = out / "active_learning.json"
@@ -245,6 +259,27 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
         lines += [notes.read_text()]
     write_text_atomic(out / "active_learning.md", "\n".join(lines))
     return report
+
+
+def _round_timing(at: Sequence[int] = (20, 100, 500, 1000)) -> dict[int, dict[str, float]]:
+    """Median seconds of each step of a round at some label counts, over the BALD runs of
+    ``gal_mnist`` (finished or not). Rounds of a process that was paused show up as outliers;
+    the median keeps them out."""
+    import statistics
+
+    found: dict[int, list[dict[str, float]]] = {n: [] for n in at}
+    for c in experiment_configs("gal_mnist"):
+        path = c.folder() / "state.json"
+        if c.heuristic != "bald" or not path.is_file():
+            continue
+        for r in json.loads(path.read_text())["rounds"]:
+            if r["labels"] in found and r["acquired"]:
+                found[r["labels"]].append(r["seconds"])
+    return {
+        n: {k: statistics.median(s[k] for s in rows) for k in ("train", "evaluate", "acquire", "cpu")}
+        for n, rows in found.items()
+        if rows
+    }
 
 
 def _acquired_grid(name: str, out: Path) -> Path | None:
