@@ -41,7 +41,7 @@ def test_grid_is_the_product_of_list_settings_seed_major():
     assert configs[0].dropconnect_layers == ("a",)  # a list-valued setting is one value
     assert len({c.run_name() for c in configs}) == 6
     assert configs[0].key() == ActiveConfig(**{**TINY, "output_dir": "elsewhere", "dropconnect_layers": ("a",)}).key()
-    with pytest.raises(bd.BayesdropError, match="Unknown active-learning setting"):
+    with pytest.raises(bd.BayesdropError, match=r"Unknown setting\(s\) \[.heuristics.\] for ActiveConfig"):
         active_grid({"heuristics": ["bald"]})
 
 

@@ -562,25 +562,13 @@ def _quartiles(values: Sequence[float]) -> list[float] | None:
     return [float(q[0]), float(statistics.median(values)), float(q[2])]
 
 
-_VALUE_LISTS = frozenset({"dropconnect_layers"})  # list-valued fields: a list is one value
-
-
 def active_grid(raw: dict[str, Any]) -> list[ActiveConfig]:
     """Configs from a mapping (a YAML file's or the CLI's): list values are axes (e.g.
-    ``heuristic: [bald, random]``, ``seed: [0, 1, 2]``), every combination one run, in the
-    order of the axes (seed varies slowest)."""
-    import itertools
+    ``heuristic: [bald, random]``, ``seed: [0, 1, 2]``), every combination one run, the seed
+    varying slowest (a partial grid then covers every heuristic)."""
+    from ..experiments import settings_grid
 
-    known = {f.name for f in fields(ActiveConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise BayesdropError(f"Unknown active-learning setting(s) {unknown}; the settings are {sorted(known)}.")
-    axes = {k: v for k, v in raw.items() if isinstance(v, (list, tuple)) and k not in _VALUE_LISTS}
-    if "seed" in axes:  # seed-major: partial grids cover every heuristic
-        axes = {"seed": axes.pop("seed"), **axes}
-    fixed = {k: v for k, v in raw.items() if k not in axes}
-    combinations = itertools.product(*axes.values())
-    return [ActiveConfig(**fixed, **dict(zip(axes, values, strict=True))) for values in combinations]
+    return settings_grid(ActiveConfig, raw, value_lists=frozenset({"dropconnect_layers"}), major="seed")
 
 
 def grid_report(results: Sequence[ActiveResult], thresholds: Sequence[float] = (0.9, 0.95)) -> str:

@@ -9,7 +9,7 @@ Nothing heavy is imported here: PyYAML, MLflow, Ray and matplotlib load when use
 8
 """
 
-from ._config import METHODS, ExperimentConfig, expand_grid, load_config, parse_value, sweep_axes
+from ._config import METHODS, ExperimentConfig, expand_grid, load_config, parse_value, settings_grid, sweep_axes
 from ._ray import run_ray_trials
 from ._run import RunResult, load_result, run_dir, run_experiment
 from ._sweep import SweepResult, draw_sweep_charts, run_sweep, sweep_table
@@ -28,6 +28,7 @@ __all__ = [
     "NullTracker",
     "Tracker",
     "run_ray_trials",
+    "settings_grid",
     "load_result",
     "parse_value",
     "run_dir",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -417,6 +418,30 @@ def sweep_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     return axes
 
 
+def settings_grid(
+    config_class: type,
+    raw: Mapping[str, Any],
+    *,
+    value_lists: frozenset[str] = frozenset(),
+    major: str | None = None,
+) -> list[Any]:
+    """``config_class`` instances for every combination of the list-valued settings of ``raw``
+    (``itertools.product`` over them in key order; ``major`` first, so it varies slowest).
+    Settings named in ``value_lists`` take a list as one value. Unknown keys are refused."""
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise BayesdropError(
+            f"Unknown setting(s) {unknown} for {config_class.__name__}; the settings are {sorted(known)}."
+        )
+    axes = {k: v for k, v in raw.items() if isinstance(v, (list, tuple)) and k not in value_lists}
+    if major in axes:
+        axes = {major: axes.pop(major), **axes}
+    fixed = {k: v for k, v in raw.items() if k not in axes}
+    combinations = itertools.product(*axes.values())
+    return [config_class(**fixed, **dict(zip(axes, values, strict=True))) for values in combinations]
+
+
 def expand_grid(raw: Mapping[str, Any] | str | Path) -> list[ExperimentConfig]:
     """All combinations of a sweep config's list-valued keys (a single run if none).
 
@@ -430,10 +455,8 @@ def expand_grid(raw: Mapping[str, Any] | str | Path) -> list[ExperimentConfig]:
     """
     raw = load_config(raw) if isinstance(raw, (str, Path)) else load_config(raw)
     axes = sweep_axes(raw)
-    fixed = {k: v for k, v in raw.items() if k not in axes}
     out, seen = [], set()
-    for combo in itertools.product(*axes.values()):
-        cfg = ExperimentConfig(**fixed, **dict(zip(axes, combo, strict=True)))
+    for cfg in settings_grid(ExperimentConfig, {**raw, **axes}, value_lists=frozenset(set(raw) - set(axes))):
         if cfg.key() not in seen:
             seen.add(cfg.key())
             out.append(cfg)

@@ -384,16 +384,6 @@ def _track(config: ExplainConfig, summary: dict, charts: list[Path], path: Path)
 
 def explain_grid(raw: dict[str, Any]) -> list[ExplainConfig]:
     """Configs from a mapping (YAML or CLI); list values (e.g. ``lam: [0.5, 1, 2]``) are axes."""
-    import itertools
+    from ..experiments import settings_grid
 
-    known = {f.name for f in fields(ExplainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        from .._errors import BayesdropError
-
-        raise BayesdropError(f"Unknown explain setting(s) {unknown}; the settings are {sorted(known)}.")
-    axes = {k: v for k, v in raw.items() if isinstance(v, (list, tuple))}
-    fixed = {k: v for k, v in raw.items() if k not in axes}
-    return [
-        ExplainConfig(**fixed, **dict(zip(axes, values, strict=True))) for values in itertools.product(*axes.values())
-    ]
+    return settings_grid(ExplainConfig, raw)
