@@ -372,3 +372,22 @@ def test_clue_set_gives_distinct_confident_explanations_inside_the_latent_ball(g
     assert bool((diverse.after["total"].mean(1) < diverse.before["total"]).all())
     with pytest.raises(bd.BayesdropError, match="count"):
         clue_set(gap_model, _Identity(), x, count=1)
+
+
+def test_vaeac_conditional_moments_of_a_continuous_target():
+    """y = 2 x1 + 0.5 eps: the true p(y | x1) has mean 2 x1 and variance 0.25."""
+    from bayesdrop.explain import VAEAC, vaeac_loss
+
+    generator = torch.Generator().manual_seed(0)
+    x1 = torch.randn(2000, 1, generator=generator)
+    rows = torch.cat([x1, 2 * x1 + 0.5 * torch.randn(2000, 1, generator=generator)], 1)
+    with training.seeded(0):
+        model = VAEAC([1, 1], latent=2, width=64, depth=1, heteroscedastic=True)
+    training.fit(model, torch.utils.data.TensorDataset(rows), epochs=40, lr=2e-3, loss=vaeac_loss, seed=0)
+    mean, var = model.eval().conditional_moments(
+        rows[:500], target=1, samples=50, generator=torch.Generator().manual_seed(1)
+    )
+    assert (mean - 2 * x1[:500, 0]).abs().mean() < 0.15
+    assert abs(var.mean().item() - 0.25) < 0.1
+    with pytest.raises(bd.BayesdropError, match="continuous"):
+        VAEAC([2, 1]).conditional_moments(torch.zeros(3, 3), target=0)

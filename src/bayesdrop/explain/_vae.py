@@ -41,9 +41,11 @@ class MixedLikelihood(nn.Module):
     Args:
         widths: columns per feature in order: 1 for a continuous feature, k >= 2 for a
             categorical one with k one-hot columns.
+        heteroscedastic: the parameters carry a log-variance per continuous column and row
+            (after the D mean / logit columns) instead of one learned log-variance per column.
     """
 
-    def __init__(self, widths: Sequence[int]) -> None:
+    def __init__(self, widths: Sequence[int], heteroscedastic: bool = False) -> None:
         super().__init__()
         if not widths or any(int(w) < 1 for w in widths):
             raise expected("widths", "a non-empty list of column counts >= 1", list(widths))
@@ -53,10 +55,17 @@ class MixedLikelihood(nn.Module):
         self.groups = [(s, w) for s, w in zip(starts, self.widths, strict=True) if w > 1]
         continuous = [s for s, w in zip(starts, self.widths, strict=True) if w == 1]
         self.register_buffer("continuous", torch.tensor(continuous, dtype=torch.long), persistent=False)
-        self.log_var = nn.Parameter(torch.zeros(len(continuous)))
+        self.heteroscedastic = bool(heteroscedastic)
+        self.log_var = nn.Parameter(torch.zeros(len(continuous)))  # unused when heteroscedastic
 
     def params_dim(self) -> int:
-        return self.dim
+        """Columns of the parameters a decoder must output."""
+        return self.dim + (len(self.continuous) if self.heteroscedastic else 0)
+
+    def continuous_log_var(self, params: Tensor) -> Tensor:
+        """``(B, n_continuous)`` (or ``(n_continuous,)``) log-variances of the continuous columns."""
+        raw = params[:, self.dim :] if self.heteroscedastic else self.log_var
+        return raw.clamp(-7.0, 5.0)
 
     def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
         """``(B,)`` log p(x | params) for rows ``x`` ``(B, D)`` (one-hot groups)."""
@@ -68,7 +77,7 @@ class MixedLikelihood(nn.Module):
         columns = []
         if len(self.continuous):
             mean, target = params[:, self.continuous], x[:, self.continuous]
-            log_var = self.log_var.clamp(-7.0, 5.0)
+            log_var = self.continuous_log_var(params)
             columns.append(-0.5 * (_LOG_2PI + log_var + (target - mean) ** 2 / log_var.exp()))
         for start, width in self.groups:
             logits = params[:, start : start + width]
@@ -94,10 +103,10 @@ class MixedLikelihood(nn.Module):
 
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Rows ``(B, D)`` drawn from p(x | params): Gaussian columns, one-hot categories."""
-        noise = torch.randn(params.shape, generator=generator, dtype=params.dtype, device=params.device)
-        out = params.clone()
+        out = params[:, : self.dim].clone()
+        noise = torch.randn(out.shape, generator=generator, dtype=params.dtype, device=params.device)
         if len(self.continuous):
-            std = (0.5 * self.log_var.clamp(-7.0, 5.0)).exp().to(params.dtype)
+            std = (0.5 * self.continuous_log_var(params)).exp().to(params.dtype)
             out[:, self.continuous] = params[:, self.continuous] + std * noise[:, self.continuous]
         for start, width in self.groups:
             probs = F.softmax(params[:, start : start + width], 1)
@@ -112,7 +121,7 @@ class MixedLikelihood(nn.Module):
     def mean(self, params: Tensor, hard: bool = False) -> Tensor:
         """Decoded rows ``(B, D)``: Gaussian means and group probabilities, or (``hard``) a
         one-hot of each group's most likely category with the probabilities' gradient."""
-        out = params.clone()
+        out = params[:, : self.dim].clone()
         for start, width in self.groups:
             probs = F.softmax(params[:, start : start + width], 1)
             if hard:
@@ -212,7 +221,7 @@ def tabular_vae(widths: Sequence[int], latent: int = 4, width: int = 300, depth:
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "depth" else 1):
             raise expected(name, "a positive integer", value)
     encoder = _residual_mlp(likelihood.dim, 2 * latent, width, depth)
-    decoder = _residual_mlp(latent, likelihood.dim, width, depth)
+    decoder = _residual_mlp(latent, likelihood.params_dim(), width, depth)
     return VAE(encoder, decoder, likelihood, latent)
 
 

@@ -35,18 +35,28 @@ class VAEAC(nn.Module):
         latent, width, depth: latent size and the residual MLPs' width and depth.
         mask_rate: None draws each row's rate of unobserved features uniformly (default);
             a float fixes it.
+        heteroscedastic: the decoder gives each continuous value its own variance (so the
+            conditional variance depends on what is observed: use it for a ground truth);
+            otherwise one learned variance per column, which keeps the latent code informative
+            (in-filling by the decoder's mean, as U-FIDO does).
     """
 
     def __init__(
-        self, widths: Sequence[int], latent: int = 8, width: int = 200, depth: int = 2, mask_rate: float | None = None
+        self,
+        widths: Sequence[int],
+        latent: int = 8,
+        width: int = 200,
+        depth: int = 2,
+        mask_rate: float | None = None,
+        heteroscedastic: bool = False,
     ) -> None:
         super().__init__()
-        self.likelihood = MixedLikelihood(widths)
+        self.likelihood = MixedLikelihood(widths, heteroscedastic=heteroscedastic)
         d, f = self.likelihood.dim, len(self.likelihood.widths)
         self.latent, self.features, self.mask_rate = int(latent), f, mask_rate
         self.proposal = _residual_mlp(2 * d, 2 * latent, width, depth)
         self.prior = _residual_mlp(2 * d, 2 * latent, width, depth)
-        self.decoder = _residual_mlp(latent + 2 * d, d, width, depth)
+        self.decoder = _residual_mlp(latent + 2 * d, self.likelihood.params_dim(), width, depth)
 
     # -- pieces ---------------------------------------------------------------------------------
     def _check(self, x: Tensor, unobserved: Tensor) -> Tensor:
@@ -138,6 +148,29 @@ class VAEAC(nn.Module):
             z = mean + (0.5 * log_var).exp() * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
             total += F.softmax(self.decode_params(z, x, unobserved)[:, start : start + width], 1)
         return total / samples
+
+    @torch.no_grad()
+    def conditional_moments(
+        self, x: Tensor, target: int, samples: int = 100, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Mean and variance ``(B,)`` of the continuous feature ``target`` given the others:
+        a mixture over z ~ p(z | x_o, b) of the decoder's Gaussians (the ground-truth predictive
+        of a regression target)."""
+        if self.likelihood.widths[target] != 1:
+            raise expected("target", "the index of a continuous feature", target)
+        unobserved = torch.zeros(x.shape[0], self.features, dtype=x.dtype)
+        unobserved[:, target] = 1.0
+        column = sum(self.likelihood.widths[:target])
+        position = int((self.likelihood.continuous == column).nonzero()[0, 0])
+        mean, log_var = self.prior_of(x, unobserved)
+        means, noises = [], []
+        for _ in range(samples):
+            z = mean + (0.5 * log_var).exp() * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+            params = self.decode_params(z, x, unobserved)
+            means.append(params[:, column])
+            noises.append(self.likelihood.continuous_log_var(params)[:, position].exp())
+        stacked = torch.stack(means)
+        return stacked.mean(0), stacked.var(0, unbiased=False) + torch.stack(noises).mean(0)
 
     @torch.no_grad()
     def log_prob(

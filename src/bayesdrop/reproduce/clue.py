@@ -38,7 +38,7 @@ from .. import training
 from .._io import atomic_open
 from ..data.tabular import load_tabular
 from ..explain import VAEAC, ExplainConfig, clue, elbo_loss, run_explain, sensitivity, tabular_vae, ufido, vaeac_loss
-from ..models import MLP
+from ..models import MLP, RegressionMLP
 from ._common import _REPO, default_data_root, machine_description, write_text_atomic
 
 __all__ = ["REAL", "GROUND_TRUTH", "SWEEPS", "run_real", "run_ground_truth", "write_report"]
@@ -46,7 +46,7 @@ __all__ = ["REAL", "GROUND_TRUTH", "SWEEPS", "run_real", "run_ground_truth", "wr
 RESULTS = _REPO / "docs" / "results"
 RUNS = RESULTS / "clue_runs"
 REAL = ("credit", "compas", "compas-no-recid", "lsat", "wine", "mnist-10k")
-GROUND_TRUTH = ("credit", "compas")
+GROUND_TRUTH = ("credit", "compas", "lsat", "wine")
 SWEEPS = {
     "clue": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],  # lambda (the distance weight, divided by d)
     "sensitivity": [0.03, 0.1, 0.3, 1.0, 3.0],  # mean absolute change per column (standardised)
@@ -104,15 +104,19 @@ class _World:
     def __init__(self, name: str) -> None:
         folder = RUNS / "ground_truth" / name
         data = load_tabular(name, default_data_root())
-        self.name, self.folder = name, folder
+        self.name, self.folder, self.task = name, folder, data.task
         self.widths = data.widths
         self.d = sum(self.widths)
-        classes = int(data.y_train.max()) + 1
-        joint = torch.cat([data.x_train, torch.nn.functional.one_hot(data.y_train, classes).float()], 1)
+        if data.task == "classification":
+            classes = int(data.y_train.max()) + 1
+            joint = torch.cat([data.x_train, torch.nn.functional.one_hot(data.y_train, classes).float()], 1)
+        else:
+            classes = 1  # one continuous target column (standardised)
+            joint = torch.cat([data.x_train, data.y_train.reshape(-1, 1)], 1)
         self.target = len(self.widths)  # the label is the last feature of the joint rows
         self.cpu: dict[str, float] = {}
         with training.seeded(0):
-            self.truth = VAEAC([*self.widths, classes], latent=8, width=200, depth=2)
+            self.truth = VAEAC([*self.widths, classes], latent=8, width=200, depth=2, heteroscedastic=True)
         (train,), (val,) = _split(joint)
         self.cpu["ground_truth_vaeac"] = _load_or_fit(
             folder / "truth.pt",
@@ -130,19 +134,26 @@ class _World:
         self.classes = classes
         self.x = drawn[:, : self.d]
         # labels from the ground truth's own p(y | x), the distribution the explanations are scored on
-        self.y = torch.multinomial(self.truth_probs(self.x), 1, generator=generator).squeeze(1)
+        if self.task == "classification":
+            self.y = torch.multinomial(self.truth_probs(self.x), 1, generator=generator).squeeze(1)
+        else:
+            mean, var = self.truth_moments(self.x)
+            self.y = (mean + var.sqrt() * torch.randn(mean.shape, generator=generator)).reshape(-1, 1)
         self.x_train, self.y_train = self.x[:n_train], self.y[:n_train]
         self.x_test, self.y_test = self.x[n_train:], self.y[n_train:]
         with training.seeded(1):
-            net = MLP(num_classes=classes, in_features=self.d, hidden=(200, 200), dropout=0.1)
-        self.mc = bd.wrap(net)
+            if self.task == "classification":
+                net = MLP(num_classes=classes, in_features=self.d, hidden=(200, 200), dropout=0.1)
+            else:
+                net = RegressionMLP(self.d, (200, 200), 1, dropout=0.1, placement="hidden", heteroscedastic=True)
+        self.mc = bd.wrap(net) if self.task == "classification" else bd.wrap(net, task="regression", output="mean_var")
         (xt, yt), (xv, yv) = _split(self.x_train, self.y_train)
         self.cpu["network"] = _load_or_fit(
             folder / "net.pt",
             net,
             lambda: training.fit(
-                self.mc, TensorDataset(xt, yt), val_data=TensorDataset(xv, yv), epochs=50, batch_size=256,
-                weight_decay=1e-4, patience=5, seed=1,
+                self.mc, TensorDataset(xt, yt), task=self.task, val_data=TensorDataset(xv, yv), epochs=50,
+                batch_size=256, weight_decay=1e-4, patience=5, seed=1,
             ),
         )  # fmt: skip
         net.eval()
@@ -170,15 +181,30 @@ class _World:
         self.infiller.eval()
         with torch.no_grad():
             pred = self.mc.predict(self.x_test, samples=100, seed=0)
-        count = int((pred.aleatoric >= THRESHOLD).sum())
-        count = min(max(count, MIN_POINTS), MAX_POINTS, len(pred.aleatoric))
-        chosen = pred.aleatoric.topk(count).indices  # the most uncertain first
-        self.sets = {"aleatoric": self.x_test[chosen]}
+        aleatoric, epistemic = (
+            pred.aleatoric.reshape(len(pred.mean), -1).sum(1),
+            pred.epistemic.reshape(len(pred.mean), -1).sum(1),
+        )
+        if self.task == "classification":
+            count = int((aleatoric >= THRESHOLD).sum())
+        else:  # no nats threshold for a variance: the 20% most uncertain
+            count = len(aleatoric) // 5
+        count = min(max(count, MIN_POINTS), MAX_POINTS, len(aleatoric))
+        self.sets = {"aleatoric": self.x_test[aleatoric.topk(count).indices]}  # the most uncertain first
         # the epistemic set: the test points the network disagrees with itself most on
-        epistemic_count = min(max(len(pred.epistemic) // 10, MIN_POINTS), MAX_POINTS, len(pred.epistemic))
-        self.sets["epistemic"] = self.x_test[pred.epistemic.topk(epistemic_count).indices]
+        epistemic_count = min(max(len(epistemic) // 10, MIN_POINTS), MAX_POINTS, len(epistemic))
+        self.sets["epistemic"] = self.x_test[epistemic.topk(epistemic_count).indices]
         self.points = self.sets["aleatoric"]
-        self.test_accuracy = float((pred.mean.argmax(1) == self.y_test).double().mean())
+        if self.task == "classification":
+            self.test_accuracy = float((pred.mean.argmax(1) == self.y_test).double().mean())
+        else:  # RMSE in standardised units
+            self.test_accuracy = float(((pred.mean - self.y_test) ** 2).mean().sqrt())
+
+    def truth_moments(self, x: torch.Tensor, seed: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance ``(N,)`` of the ground truth p(y | x) (regression)."""
+        rows = torch.cat([x, torch.zeros(len(x), 1)], 1)
+        generator = torch.Generator().manual_seed(seed)
+        return self.truth.conditional_moments(rows, self.target, samples=50, generator=generator)
 
     def truth_probs(self, x: torch.Tensor, seed: int = 4) -> torch.Tensor:
         """``(N, classes)`` the ground truth p(y | x)."""
@@ -187,18 +213,25 @@ class _World:
         return self.truth.conditional_probs(rows, self.target, samples=50, generator=generator)
 
     def score(self, explanation: torch.Tensor, kind: str = "aleatoric") -> dict[str, float]:
-        """Of explanations of the ``kind`` set: ground-truth entropy, the network's error under
-        the ground truth (1 - p_gt(network's class | x')), L1 change per column, log p_gt(x')."""
+        """Of explanations of the ``kind`` set: the ground truth's uncertainty (classification:
+        entropy of p_gt(y | x'); regression: its standard deviation), the network's error under
+        the ground truth (classification: 1 - p_gt(network's class | x'); regression: |network
+        mean - ground-truth mean|), the L1 change per column and log p_gt(x')."""
         rows = torch.cat([explanation, torch.zeros(len(explanation), self.classes)], 1)
         generator = torch.Generator().manual_seed(5)
-        probs = self.truth_probs(explanation)
-        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
         log_p = self.truth.log_prob(rows, features=range(len(self.widths)), samples=50, generator=generator)
         with torch.no_grad():
-            predicted = self.mc.predict(explanation, samples=100, seed=7).mean.argmax(1)
-        error = 1.0 - probs.gather(1, predicted[:, None]).squeeze(1)
+            pred = self.mc.predict(explanation, samples=100, seed=7)
+        if self.task == "classification":
+            probs = self.truth_probs(explanation)
+            uncertainty = -(probs * probs.clamp_min(1e-12).log()).sum(1)
+            error = 1.0 - probs.gather(1, pred.mean.argmax(1)[:, None]).squeeze(1)
+        else:
+            mean, var = self.truth_moments(explanation)
+            uncertainty = var.sqrt()
+            error = (pred.mean.reshape(-1) - mean).abs()
         return {
-            "h_gt": float(entropy.mean()),
+            "h_gt": float(uncertainty.mean()),
             "error": float(error.mean()),
             "l1": float((explanation - self.sets[kind]).abs().sum(1).mean() / self.d),
             "log_p": float(log_p.mean()),
@@ -226,6 +259,7 @@ def run_ground_truth(datasets: Sequence[str] = GROUND_TRUTH) -> dict[str, Any]:
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
         summary.update(
             {
+                "task": world.task,
                 "points": len(world.points),
                 "epistemic_points": len(world.sets["epistemic"]),
                 "test_accuracy_on_artificial_data": world.test_accuracy,
@@ -272,6 +306,7 @@ def _ground_truth_tables(name: str) -> dict[str, Any] | None:
             methods[method]["sweep"] = methods[method].pop("value")
         tables[kind] = methods
     return {
+        "task": summary.get("task", "classification"),
         "aleatoric": tables["aleatoric"],
         "epistemic": tables["epistemic"],
         "error_before": summary.get("epistemic_before", {}).get("error"),
@@ -356,8 +391,11 @@ def write_report() -> dict[str, Any]:
         lines += [
             f"### {name}",
             "",
-            f"Aleatoric set: the {gt['points']} most aleatoric-uncertain test points (>= {THRESHOLD} nats, at "
-            f"least {MIN_POINTS}); ground-truth entropy before {gt['h_gt_before']:.3f} nats, ground-truth log p "
+            f"Aleatoric set: the {gt['points']} most aleatoric-uncertain test points ("
+            + ("the top 20%" if gt.get("task") == "regression" else f">= {THRESHOLD} nats")
+            + f", at least {MIN_POINTS}); ground-truth "
+            + ("std" if gt.get("task") == "regression" else "entropy")
+            + f" before {gt['h_gt_before']:.3f}, ground-truth log p "
             f"of the originals {gt['log_p_before']:.1f}. Epistemic set: the {gt.get('epistemic_points')} test "
             f"points with the highest mutual information (the top 10%, at least {MIN_POINTS}); the network's "
             f"error under the ground truth before: "
@@ -426,7 +464,7 @@ def _ground_truth_chart(gt: dict[str, Any], name: str, path: Path) -> None:
     for ax, xlabel in ((left, "L1 change per column"), (right, "ground-truth log p(x')")):
         ax.axhline(gt["h_gt_before"], color="0.4", ls=":", lw=0.8, label="before")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("ground-truth entropy (nats)")
+        ax.set_ylabel("ground-truth std" if gt.get("task") == "regression" else "ground-truth entropy (nats)")
         ax.grid(alpha=0.3)
     right.axvline(gt["log_p_before"], color="0.4", ls="--", lw=0.8)
     right.set_xscale("symlog", linthresh=10.0)  # sensitivity's log p collapses by orders of magnitude
