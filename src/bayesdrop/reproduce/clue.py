@@ -400,12 +400,18 @@ def write_report() -> dict[str, Any]:
             f"points with the highest mutual information (the top 10%, at least {MIN_POINTS}); the network's "
             f"error under the ground truth before: "
             + (f"{gt['error_before']:.3f}" if gt.get("error_before") is not None else "n/a")
-            + f". Network accuracy on the artificial test set: {gt['test_accuracy_on_artificial_data']:.3f}.",
+            + (
+                ". Network RMSE on the artificial test set (standardised): "
+                f"{gt['test_accuracy_on_artificial_data']:.3f}."
+                if gt.get("task") == "regression"
+                else f". Network accuracy on the artificial test set: {gt['test_accuracy_on_artificial_data']:.3f}."
+            ),
             "",
         ]
+        regression = gt.get("task") == "regression"
         for kind, score, label in (
-            ("aleatoric", "h_gt", "ground-truth entropy"),
-            ("epistemic", "error", "network error"),
+            ("aleatoric", "h_gt", "ground-truth std (standardised)" if regression else "ground-truth entropy"),
+            ("epistemic", "error", "network abs. mean error (standardised)" if regression else "network error"),
         ):
             if not any(m["sweep"] for m in gt.get(kind, {}).values()):
                 continue
