@@ -29,6 +29,7 @@ examples:
   bayesdrop plot runs/<run folder> --image 7 --morph-to 42
   bayesdrop plot runs                                    # sweep charts from finished runs
   bayesdrop active --dataset digits --heuristic bald,random --seed 0,1 --budget 60  # active learning
+  bayesdrop explain --dataset credit --lam 0.5,1,2        # CLUE: explain the most uncertain points
   mlflow ui --backend-store-uri sqlite:///mlflow.db      # browse the tracked runs
 
 Tracking goes to MLflow in the working folder (sqlite:///mlflow.db, artifacts in ./mlruns)
