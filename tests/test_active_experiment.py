@@ -209,3 +209,18 @@ def test_learning_curve_chart_draws_the_median_and_a_band_per_strategy():
     assert [line.get_label() for line in medians] == ["bald (3 seeds)", "random (1 seed)"]
     assert medians[0].get_ydata()[0] == pytest.approx(0.6)  # median of 0.5, 0.6, 0.7
     assert len(ax.collections) == 1  # one band: only bald has several seeds
+
+
+def test_reproduction_plan_shares_runs_between_experiments_and_orders_seeds_first():
+    from bayesdrop.reproduce import active_learning as repro
+
+    gal = repro.experiment_configs("gal_mnist")
+    batch = repro.experiment_configs("batchbald_mnist")
+    assert len(gal) == 15 and len(batch) == 6
+    assert {c.run_name() for c in gal} & {c.run_name() for c in batch} == {
+        c.run_name() for c in batch if c.heuristic == "bald"
+    }  # BALD at batch 10 is one run for both experiments
+    planned = repro._all_configs(["gal_mnist", "batchbald_mnist"])
+    assert len(planned) == 18 and [c.seed for c in planned] == sorted(c.seed for c in planned)
+    dropconnect = [c for c in repro.experiment_configs("fashion_dropconnect") if c.method == "dropconnect"]
+    assert {c.samples for c in dropconnect} == {20, 100} and all(c.rate == 0.5 for c in dropconnect)
