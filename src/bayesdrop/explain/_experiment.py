@@ -103,7 +103,8 @@ class ExplainConfig:
                 object.__setattr__(self, name, float(value))
         if self.dataset not in EXPLAIN_DATASETS:
             raise expected("dataset", f"one of {sorted(EXPLAIN_DATASETS)}", self.dataset)
-        Kind(self.uncertainty) if self.uncertainty in {k.value for k in Kind} else _bad_kind(self.uncertainty)
+        if self.uncertainty not in {k.value for k in Kind}:
+            raise expected("uncertainty", f"one of {[k.value for k in Kind]}", self.uncertainty)
         if not 0.0 <= float(self.rate) < 1.0:
             raise expected("rate", "a float in [0, 1)", self.rate)
         if not 0.0 < float(self.fraction) <= 1.0:
@@ -140,10 +141,6 @@ class ExplainConfig:
         protocol = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _RECORDING}
         key = hashlib.sha256(json.dumps(protocol, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return self.models_folder() / f"clue-{self.uncertainty}-lam{self.lam:g}-{key}.json"
-
-
-def _bad_kind(value: Any) -> None:
-    raise expected("uncertainty", f"one of {[k.value for k in Kind]}", value)
 
 
 @dataclass(frozen=True)
