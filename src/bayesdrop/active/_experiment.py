@@ -404,7 +404,7 @@ def run_active(
     tracker = make_tracker(config.tracking, config.tracking_uri, config.experiment_name)
     tracker.start(
         config.run_name(),
-        {k: v for k, v in config.protocol().items()},
+        config.protocol(),
         {"bayesdrop.run_key": config.key(), "bayesdrop.kind": "active"},
     )
     state_path = folder / STATE_FILE

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -124,7 +124,6 @@ class ClueResult:
     steps: Tensor
     converged: Tensor
     lam: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def change(self) -> Tensor:
@@ -372,13 +371,10 @@ def sensitivity(
     flat = grad.flatten(1)
     direction = flat / flat.abs().mean(1, keepdim=True).clamp_min(1e-12)
     moved = (x.flatten(1) - step * direction).detach()
-    if widths is not None:
-        start = 0
-        for width in widths:
-            if width > 1:
-                group = moved[:, start : start + width]
-                moved[:, start : start + width] = torch.nn.functional.one_hot(group.argmax(1), width).to(moved.dtype)
-            start += width
+    if widths is not None:  # the likelihood's hard decoding: each group's argmax as one-hot
+        from ._vae import MixedLikelihood
+
+        moved = MixedLikelihood(widths).mean(moved, hard=True).detach()
     return moved.reshape(x.shape)
 
 

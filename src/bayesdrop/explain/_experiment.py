@@ -319,9 +319,11 @@ def run_explain(config: ExplainConfig, *, verbose: bool = True, data: ExplainDat
 
 
 def _test_score(pred, data: ExplainData) -> float:
+    from .. import metrics
+
     if data.task == "classification":
-        return float((pred.mean.argmax(1) == data.y_test).double().mean())
-    return float(((pred.mean - data.y_test) ** 2).mean().sqrt()) * (data.tabular.target_std if data.tabular else 1.0)
+        return metrics.accuracy(pred.mean, data.y_test)
+    return metrics.rmse(pred.mean, data.y_test) * (data.tabular.target_std if data.tabular else 1.0)
 
 
 def _charts(config: ExplainConfig, data: ExplainData, result, chosen: Tensor) -> list[Path]:
