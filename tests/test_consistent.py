@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import bayesdrop as bd
-from _models import Attention, ConvBN, Functional, Untraceable, all_dropout_modules
+from _models import Attention, ConvBN, Functional, Untraceable, all_dropout_modules, force_full_replication
 from bayesdrop.models import LeNet5
 
 _CASES = {
@@ -85,3 +86,78 @@ def test_consistent_must_be_a_bool():
     mc = bd.wrap(LeNet5(input_size=28).eval())
     with pytest.raises(ValueError, match="consistent"):
         mc.predict(torch.randn(2, 1, 28, 28), samples=2, consistent="yes")
+
+
+class _FunctionalHead(nn.Module):
+    """``F.dropout`` then ``F.linear`` on a cached value, a Linear without bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(6, 12)
+        self.head = nn.Parameter(torch.randn(4, 12) / 4)
+
+    def forward(self, x):
+        return F.linear(F.dropout(torch.tanh(self.trunk(x)), 0.3, True), self.head)
+
+
+class _SequenceHead(_FunctionalHead):
+    """The same on (B, L, in) rows: the masks vary along L, so they are not a weight's."""
+
+    def forward(self, x):
+        return super().forward(x).mean(1)
+
+
+class _Residual(nn.Module):
+    """The dropout's input is read again: nothing to fold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk, self.head = nn.Linear(5, 8), nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        h = torch.relu(self.trunk(x))
+        return self.head(self.drop(h)) + h
+
+
+_FOLD_CASES = {
+    "every hidden layer": (
+        lambda: nn.Sequential(
+            nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(16, 16), nn.ReLU(), nn.Dropout(0.4), nn.Linear(16, 3),
+        ),
+        {}, (5,), True,
+    ),
+    "before the output layer, gaussian": (
+        lambda: nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3)),
+        {"method": "gaussian"}, (5,), True,
+    ),
+    "functional, no bias": (_FunctionalHead, {}, (6,), True),
+    "3-d rows: not folded": (_SequenceHead, {}, (3, 6), False),
+    "residual: not folded": (_Residual, {"task": "regression", "tau": 1.0}, (5,), False),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(_FOLD_CASES))
+def test_folding_dropout_into_the_next_linear_changes_nothing_but_the_cost(name):
+    make, options, row, folds = _FOLD_CASES[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.randn(9, *row)
+    mc, reference = bd.wrap(model, **options), bd.wrap(model, **options)
+    got = mc.predict(x, samples=12, seed=4, keep_samples=True, consistent=True, chunk_size=5)
+    assert ("folds" in mc.describe()) is folds
+    reference.predict(x[:2], samples=2)
+    force_full_replication(reference)
+    want = reference.predict(x, samples=12, seed=4, keep_samples=True, consistent=True)
+    assert torch.allclose(got.samples, want.samples, rtol=1e-5, atol=1e-6)
+    # gradients through the samples, as CLUE takes them
+    grads = []
+    for wrapper in (mc, reference):
+        inputs = x.clone().requires_grad_(True)
+        wrapper.predict(inputs, samples=6, seed=1, consistent=True, grad=True).total.sum().backward()
+        grads.append(inputs.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    # independent sampling keeps the plain tail
+    plain = mc.predict(x, samples=12, seed=4, keep_samples=True).samples
+    assert torch.allclose(plain, reference.predict(x, samples=12, seed=4, keep_samples=True).samples, atol=1e-6)

@@ -151,6 +151,12 @@ def test_keep_decisions_follow_the_law_on_both_paths(p, capacity):
             9, 1, 4, 3, n, shape, p, _CPU, out=out, scale=2.5, backend=backend, capacity=capacity
         )
         assert torch.equal(scaled, keep.double() * 2.5)
+        # float32 masks hold 1 / (1 - p) rounded as torch rounds a scalar factor
+        out32 = torch.full(shape, 7.0, dtype=torch.float32)
+        scaled32 = _rng.bernoulli_keep(
+            9, 1, 4, 3, n, shape, p, _CPU, out=out32, scale=1 / (1 - p), backend=backend, capacity=capacity
+        )
+        assert torch.equal(scaled32, keep.float().mul_(1 / (1 - p)))
 
 
 @pytest.mark.parametrize("p", [0.05, 0.1, 0.5, 0.1875, 0.9])

@@ -46,6 +46,7 @@ class Batch:
     args: tuple
     kwargs: dict
     size: int
+    shared: frozenset[int] = frozenset()  # positional batch tensors passed as they are (one copy for all samples)
 
     def is_batch(self, value: object) -> bool:
         return isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == self.size
@@ -54,7 +55,8 @@ class Batch:
         def rep(v):
             return replicate(v, n) if self.is_batch(v) else v
 
-        return tuple(rep(v) for v in self.args), {k: rep(v) for k, v in self.kwargs.items()}
+        args = tuple(v if i in self.shared else rep(v) for i, v in enumerate(self.args))
+        return args, {k: rep(v) for k, v in self.kwargs.items()}
 
     def rows(self, count: int) -> Batch:
         """The first ``count`` rows (a view)."""
@@ -64,7 +66,8 @@ class Batch:
         def head(v):
             return v[:count] if self.is_batch(v) else v
 
-        return Batch(tuple(head(v) for v in self.args), {k: head(v) for k, v in self.kwargs.items()}, count)
+        args = tuple(head(v) for v in self.args)
+        return Batch(args, {k: head(v) for k, v in self.kwargs.items()}, count, self.shared)
 
     def batch_bytes(self) -> int:
         values = list(self.args) + list(self.kwargs.values())

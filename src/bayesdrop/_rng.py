@@ -224,18 +224,23 @@ def _tie_values(raw, ties, per_sample: int, capacity: int, first_sample: int, ov
     return values
 
 
-def _keep(raw, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow):
+def _keep(raw, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow, into=None, scale=1.0):
     """``(n, per_sample)`` bool keep decisions from the sample bytes ``raw`` (a NumPy array on
-    the CPU, whose small operations cost a fraction of torch's; a tensor elsewhere)."""
+    the CPU, whose small operations cost a fraction of torch's; a tensor elsewhere). With
+    ``into`` (a NumPy float array of that shape), ``keep * scale`` is written into it instead:
+    one pass from bytes to the scaled mask."""
     numpy = isinstance(raw, np.ndarray)
+    factor = None if into is None else into.dtype.type(scale)
     if bits is not None:
-        return (_below_numpy if numpy else _below_torch)(raw, bits, per_sample, threshold >> (32 - bits))
+        keep = (_below_numpy if numpy else _below_torch)(raw, bits, per_sample, threshold >> (32 - bits))
+        return keep if into is None else np.multiply(keep, factor, out=into)
     lead, high = raw[:, :per_sample], threshold >> 24
-    keep = lead < high
+    keep = lead < high if into is None else np.multiply(lead < high, factor, out=into)
     ties = np.flatnonzero(lead == high) if numpy else (lead == high).reshape(-1).nonzero().reshape(-1)
     if len(ties):
         values = _tie_values(raw, ties, per_sample, capacity, first_sample, overflow)
-        keep.reshape(-1)[ties] = values < (threshold & 0xFFFFFF)
+        decided = values < (threshold & 0xFFFFFF)
+        keep.reshape(-1)[ties] = decided if into is None else decided * factor
     return keep
 
 
@@ -273,6 +278,10 @@ def bernoulli_keep(
     key = _site_key(seed, stream, site)
     if numpy:
         raw = _sample_bytes_numpy(key, first_sample, n_samples, n_bytes)
+        if out is not None and out.device.type == "cpu" and out.dtype in (torch.float32, torch.float64):
+            into = out.view(n_samples, per_sample).numpy()
+            _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow, into, scale)
+            return out.view(shape)
         keep = torch.from_numpy(_keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow))
     else:
         raw = _sample_bytes_torch(key, first_sample, n_samples, n_bytes, device)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.nn.modules import module as _module_hooks
 
-from ._sites import SiteKind, SitePlan, StochasticMode
+from ._sites import Method, SiteKind, SitePlan, StochasticMode, shared_dropout_linear
 
 
 class _Tracer(fx.Tracer):
@@ -47,6 +47,10 @@ class Split:
     prefix_nodes: int
     tail_nodes: int
     overwritable: frozenset[int] = field(default_factory=frozenset)  # see StochasticMode
+    # Consistent sampling: the tail with "boundary value -> dropout -> Linear" chains folded into
+    # per-sample weights (see shared_dropout_linear); those boundary values are not replicated.
+    shared_tail: fx.GraphModule | None = None
+    shared_inputs: frozenset[int] = field(default_factory=frozenset)  # positions in the boundary
 
 
 class _Probe(fx.Interpreter):
@@ -149,6 +153,28 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
             source = node.args[0] if node.args else node.kwargs.get("input")
             if isinstance(source, fx.Node) and _owned(tail_env[source], tail_module):
                 overwritable.add(indices[0])
+    folds = _shared_folds(gm, graph, tail, boundary, probe.sites, probe.values, by_index, plan)
+    shared_tail, shared_inputs = None, frozenset()
+    if folds:
+        folded_graph = fx.Graph()
+        folded_env = {node: folded_graph.placeholder(node.name) for node in boundary}
+        dropped = {fold[0] for fold in folds.values()}
+        for node in graph.nodes:
+            if node not in tail or node in dropped:
+                continue
+            if node in folds:
+                dropout, p, counted = folds[node]
+                weight, bias = _linear_parameters(
+                    node, gm, folded_graph, lambda a: copy_into(folded_graph, a, folded_env)
+                )
+                folded_env[node] = folded_graph.call_function(
+                    shared_dropout_linear, (folded_env[dropout.args[0]], p, weight, bias, counted)
+                )
+            else:
+                copy_into(folded_graph, node, folded_env)
+        shared_tail = fx.GraphModule(gm, folded_graph, "SharedTail")
+        sources = {fold[0].args[0] for fold in folds.values()}
+        shared_inputs = frozenset(i for i, node in enumerate(boundary) if node in sources)
     return Split(
         prefix=prefix_module,
         tail=tail_module,
@@ -157,7 +183,72 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
         prefix_nodes=count(prefix_graph),
         tail_nodes=count(tail_graph),
         overwritable=frozenset(overwritable),
+        shared_tail=shared_tail,
+        shared_inputs=shared_inputs,
     )
+
+
+def _dropout_rate(node: fx.Node, gm: fx.GraphModule) -> float | None:
+    """The rate of a plain element-wise dropout node (``nn.Dropout`` or ``F.dropout`` with a
+    constant rate), else None."""
+    if node.op == "call_module":
+        module = gm.get_submodule(node.target)
+        plain = type(module) is nn.Dropout and not module._forward_hooks and not module._forward_pre_hooks
+        return float(module.p) if plain else None
+    if node.op == "call_function" and node.target is F.dropout:
+        p = node.args[1] if len(node.args) > 1 else node.kwargs.get("p", 0.5)
+        return float(p) if isinstance(p, (int, float)) else None
+    return None
+
+
+def _linear_parameters(node: fx.Node, gm: fx.GraphModule, graph: fx.Graph, copy) -> tuple:
+    """Weight and bias of the Linear ``node`` as values in ``graph`` (``copy`` maps a node there)."""
+    if node.op == "call_module":
+        module = gm.get_submodule(node.target)
+        bias = graph.get_attr(f"{node.target}.bias") if module.bias is not None else None
+        return graph.get_attr(f"{node.target}.weight"), bias
+    weight = node.args[1] if len(node.args) > 1 else node.kwargs["weight"]
+    bias = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+    return (copy(weight) if isinstance(weight, fx.Node) else weight), (
+        copy(bias) if isinstance(bias, fx.Node) else bias
+    )
+
+
+_LINEAR_FUNCTIONS = (F.linear, torch._C._nn.linear)  # fx records the latter for F.linear
+
+
+def _shared_folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -> dict:
+    """``{linear node: (dropout node, p, linear is a candidate call)}`` for the tail chains
+    "boundary value -> dropout -> Linear" whose values nothing else reads: under consistent
+    sampling the boundary value is the same for every sample, so the dropout can move into the
+    Linear's per-sample weights."""
+    if plan.method not in (Method.DROPOUT, Method.GAUSSIAN) or not plan.catch_dropout_calls:
+        return {}
+    if _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks:
+        return {}
+    folds = {}
+    for node in graph.nodes:
+        indices = sites.get(node, ())
+        if node not in tail or len(indices) != 1 or by_index[indices[0]].kind is not SiteKind.DROPOUT:
+            continue
+        p = _dropout_rate(node, gm)
+        source = node.args[0] if node.args else None
+        if p is None or source not in boundary or len(source.users) != 1 or len(node.users) != 1:
+            continue
+        if values[source].dim() != 2:  # masks of (B, ..., in) rows vary along "...": not a weight's
+            continue
+        (user,) = node.users
+        if user.op == "call_module":
+            module = gm.get_submodule(user.target)
+            linear = type(module) is nn.Linear and not module._forward_hooks and not module._forward_pre_hooks
+            linear = linear and user.args == (node,) and not user.kwargs
+        else:
+            linear = user.op == "call_function" and user.target in _LINEAR_FUNCTIONS and user.args[:1] == (node,)
+        # A Linear chosen for added layer-input dropout is a candidate call itself: foldable while inactive.
+        linear_sites = sites.get(user, ())
+        if linear and all(not plan.is_active(i, by_index[i].p) for i in linear_sites) and len(linear_sites) <= 1:
+            folds[user] = (node, p, bool(linear_sites))
+    return folds
 
 
 # Operations whose result is a new tensor, and those whose result may share its input's memory.

@@ -511,16 +511,23 @@ class MCModel(nn.Module):
             split=result,
         )
         problem = self._verify(batch, route)
+        if problem is None and result.shared_tail is not None and self._verify(batch, route, consistent=True):
+            result.shared_tail, result.shared_inputs = None, frozenset()  # keep the plain tail for consistent runs
+        if result.shared_tail is not None:
+            route.note += (
+                f"; consistent sampling folds {len(result.shared_inputs)} dropout layer(s) on cached values into the "
+                "next Linear's per-sample weights"
+            )
         return route if problem is None else _Route("full", problem)
 
-    def _verify(self, batch: Batch, route: _Route) -> str | None:
+    def _verify(self, batch: Batch, route: _Route, consistent: bool = False) -> str | None:
         """Check on the real input that the split and full replication give the same samples."""
         probe = batch.rows(_PROBE_ROWS)
         full = _Route("full", "")
         try:
             with torch.no_grad():
-                split_out = self._sample_raw(probe, route, chunk=1)
-                full_out = self._sample_raw(probe, full)
+                split_out = self._sample_raw(probe, route, chunk=1, consistent=consistent)
+                full_out = self._sample_raw(probe, full, consistent=consistent)
         except Exception as error:  # noqa: BLE001
             return f"the split model failed on the input ({type(error).__name__}: {error})"
         leaves_a = torch.utils._pytree.tree_leaves(split_out)
@@ -531,10 +538,14 @@ class MCModel(nn.Module):
         )
         return None if same else "the split model disagreed with the full model on the input"
 
-    def _sample_raw(self, batch: Batch, route: _Route, samples: int = 2, seed: int = 12345, chunk=None) -> object:
+    def _sample_raw(
+        self, batch: Batch, route: _Route, samples: int = 2, seed: int = 12345, chunk=None, consistent=False
+    ) -> object:
         """``samples`` raw outputs ``(samples, B, ...)``, computed in chunks of ``chunk``."""
         outputs: list = []
-        self._run(batch, route, samples, seed, 0, chunk or samples, lambda out, n: outputs.append(out))
+        self._run(
+            batch, route, samples, seed, 0, chunk or samples, lambda out, n: outputs.append(out), consistent=consistent
+        )
         return torch.utils._pytree.tree_map(lambda *parts: torch.cat(parts), *outputs)
 
     def _run(
@@ -560,11 +571,15 @@ class MCModel(nn.Module):
         ):
             weight_ids = plan.weight_ids(model, runtime.modules)
             inputs, index_map, start_cache, start_scopes = batch, None, None, None
+            tail = None
             if route.kind == "fx":
                 split = route.split
                 with StochasticMode(plan, None, weight_ids=weight_ids):
                     boundary = split.prefix(*batch.args)
-                inputs, index_map = Batch(tuple(boundary), {}, batch.size), split.tail_sites
+                shared = consistent and split.shared_tail is not None
+                tail = split.shared_tail if shared else split.tail
+                inputs = Batch(tuple(boundary), {}, batch.size, split.shared_inputs if shared else frozenset())
+                index_map = split.tail_sites
             if route.prefix_modules:
                 cache = ModulePrefixCache(model, route.prefix_modules, runtime.modules, route.used)
                 start_cache = stack.enter_context(cache.installed(batch.size, {}))
@@ -572,8 +587,8 @@ class MCModel(nn.Module):
                 start_scopes = stack.enter_context(ScopedModes(route.scopes, runtime.modules).installed())
 
             def forward(n, args, kwargs, mode, entered):
-                if route.kind == "fx":
-                    return select(route.split.tail(*args), settings.select, settings.output)
+                if tail is not None:
+                    return select(tail(*args), settings.select, settings.output)
                 if start_cache is not None:
                     start_cache(n, mode)
                 if start_scopes is not None:
@@ -690,7 +705,7 @@ class MCModel(nn.Module):
                 reducer = ClassificationReducer(self._settings.output, keep_samples, target)
             else:
                 reducer = RegressionReducer(self._settings.output, self.tau, keep_samples, target)
-            key = batch.row_key()
+            key = (batch.row_key(), consistent)  # consistent runs may take a leaner route
             per_row = runtime.bytes_per_row.get(key)
             if per_row is not None:
                 runtime.bytes_per_row.move_to_end(key)
