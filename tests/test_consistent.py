@@ -108,7 +108,7 @@ class _SequenceHead(_FunctionalHead):
 
 
 class _Residual(nn.Module):
-    """The dropout's input is read again: nothing to fold."""
+    """The dropout's input is read again: replicated, folded per sample."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,7 +134,7 @@ _FOLD_CASES = {
     ),
     "functional, no bias": (_FunctionalHead, {}, (6,), True),
     "3-d rows: not folded": (_SequenceHead, {}, (3, 6), False),
-    "residual: not folded": (_Residual, {"task": "regression", "tau": 1.0}, (5,), False),
+    "residual": (_Residual, {"task": "regression", "tau": 1.0}, (5,), True),
 }  # fmt: skip
 
 

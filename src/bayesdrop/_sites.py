@@ -43,18 +43,18 @@ class SiteKind(str, Enum):
     LAYER_INPUT = "layer_input"  #: input of a chosen Linear / Conv layer (added dropout)
 
 
-def shared_dropout_linear(
-    input: Tensor, p: float, weight: Tensor, bias: Tensor | None, counts_linear: bool = False
+def folded_dropout_linear(
+    input: Tensor, p: float, weight: Tensor, bias: Tensor | None, shared: bool, counts_linear: bool = False
 ) -> Tensor:
-    """``linear(dropout(input, p), weight, bias)`` for consistent sampling, where ``input``
-    ``(B, ..., in)`` is the same for every MC sample: under a :class:`StochasticMode` each
-    sample's mask ``(in,)`` is folded into its own copy of the weights, giving ``(n * B, ...,
-    out)`` sample-major without replicating the input or masking ``n * B`` rows. ``counts_linear``:
-    the Linear is an (inactive) candidate call of its own, counted after the dropout. Without a
-    mode, the deterministic layer (one sample)."""
+    """``linear(dropout(input, p), weight, bias)`` for consistent sampling: under a
+    :class:`StochasticMode` each sample's mask ``(in,)`` is folded into its own copy of the
+    weights instead of masking every row. ``shared``: ``input`` ``(B, in)`` is the same for every
+    sample (a cached value, not replicated), the result ``(n * B, out)`` sample-major; otherwise
+    ``input`` is ``(n * B, in)`` as usual. ``counts_linear``: the Linear is an (inactive)
+    candidate call of its own, counted after the dropout. Without a mode, the deterministic layer."""
     if torch.overrides.has_torch_function((input,)):
         return torch.overrides.handle_torch_function(
-            shared_dropout_linear, (input,), input, p, weight, bias, counts_linear
+            folded_dropout_linear, (input,), input, p, weight, bias, shared, counts_linear
         )
     return F.linear(input, weight, bias)
 
@@ -106,7 +106,7 @@ _SPECIAL = (
     | {
         F.multi_head_attention_forward,
         F.scaled_dot_product_attention,
-        shared_dropout_linear,
+        folded_dropout_linear,
     }
 )
 _SELU_ALPHA = 1.7580993408473766  # -SELU's negative saturation, as in torch's alpha dropout
@@ -336,8 +336,8 @@ class StochasticMode(TorchFunctionMode):
             if catch:
                 return self._mha_call(func, args, kwargs)
             return func(**{**_bind_mha(args, kwargs), "training": False, "dropout_p": 0.0})
-        if func is shared_dropout_linear:
-            return self._shared_dropout_linear_call(*args, **kwargs)
+        if func is folded_dropout_linear:
+            return self._folded_dropout_linear_call(*args, **kwargs)
         if func is F.scaled_dot_product_attention:
             if catch:
                 return self._sdpa_call(func, args, kwargs)
@@ -353,8 +353,8 @@ class StochasticMode(TorchFunctionMode):
             return x
         return self._element_noise(x, site, rate, kind)
 
-    def _shared_dropout_linear_call(
-        self, x: Tensor, p: float, weight: Tensor, bias: Tensor | None, counts_linear: bool = False
+    def _folded_dropout_linear_call(
+        self, x: Tensor, p: float, weight: Tensor, bias: Tensor | None, shared: bool, counts_linear: bool = False
     ) -> Tensor:
         site, rate, active = self._next_site(SiteKind.DROPOUT, float(p), "dropout")
         if counts_linear and self._next_site(self.plan.weight_kind, self.plan.rate(0.0), "linear")[2]:
@@ -362,17 +362,19 @@ class StochasticMode(TorchFunctionMode):
         n = self._n()
         if not active:
             y = F.linear(x, weight, bias)
-            return y.unsqueeze(0).expand(n, *y.shape).reshape(n * y.shape[0], *y.shape[1:])
+            return y.unsqueeze(0).expand(n, *y.shape).reshape(n * y.shape[0], *y.shape[1:]) if shared else y
         if not self.noise.consistent or x.dim() != 2:
             raise RuntimeError("a dropout folds into a Linear only for 2-d inputs under consistent sampling")
         width, out = x.shape[-1], weight.shape[0]
         factor = self._sample_factor(site, rate, torch.Size((n, 1, width)), weight.dtype, weight.device)
-        weights = (weight * factor).reshape(n * out, width)  # sample t's rows: weight * its mask
-        y = torch.matmul(x, weights.t())  # (B, ..., n * out)
-        y = y.view(*x.shape[:-1], n, out).movedim(-2, 0)
+        weights = weight * factor  # (n, out, in): sample t's weight times its mask
+        if shared:  # one product for all samples: (B, in) x (in, n * out)
+            y = torch.matmul(x, weights.reshape(n * out, width).t()).view(x.shape[0], n, out).movedim(1, 0)
+        else:
+            y = torch.bmm(x.reshape(n, -1, width), weights.transpose(1, 2))
         if bias is not None:
             y = y + bias
-        return y.reshape(n * x.shape[0], *x.shape[1:-1], out)
+        return y.reshape(-1, out)
 
     def _sample_factor(self, site: int, p: float, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
         """The multiplicative noise of a dropout site as a float tensor of ``shape`` (what

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.nn.modules import module as _module_hooks
 
-from ._sites import Method, SiteKind, SitePlan, StochasticMode, shared_dropout_linear
+from ._sites import Method, SiteKind, SitePlan, StochasticMode, folded_dropout_linear
 
 
 class _Tracer(fx.Tracer):
@@ -47,9 +47,9 @@ class Split:
     prefix_nodes: int
     tail_nodes: int
     overwritable: frozenset[int] = field(default_factory=frozenset)  # see StochasticMode
-    # Consistent sampling: the tail with "boundary value -> dropout -> Linear" chains folded into
-    # per-sample weights (see shared_dropout_linear); those boundary values are not replicated.
-    shared_tail: fx.GraphModule | None = None
+    # Consistent sampling: the tail with its "dropout -> Linear" chains folded into per-sample
+    # weights (see folded_dropout_linear); boundary values read only by a fold are not replicated.
+    folded_tail: fx.GraphModule | None = None
     shared_inputs: frozenset[int] = field(default_factory=frozenset)  # positions in the boundary
 
 
@@ -153,9 +153,10 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
             source = node.args[0] if node.args else node.kwargs.get("input")
             if isinstance(source, fx.Node) and _owned(tail_env[source], tail_module):
                 overwritable.add(indices[0])
-    folds = _shared_folds(gm, graph, tail, boundary, probe.sites, probe.values, by_index, plan)
-    shared_tail, shared_inputs = None, frozenset()
+    folds = _folds(gm, graph, tail, boundary, probe.sites, probe.values, by_index, plan)
+    folded_tail, shared_inputs = None, frozenset()
     if folds:
+        shared_sources = {fold[0].args[0] for fold in folds.values() if fold[3]}
         folded_graph = fx.Graph()
         folded_env = {node: folded_graph.placeholder(node.name) for node in boundary}
         dropped = {fold[0] for fold in folds.values()}
@@ -163,18 +164,17 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
             if node not in tail or node in dropped:
                 continue
             if node in folds:
-                dropout, p, counted = folds[node]
+                dropout, p, counted, shared = folds[node]
                 weight, bias = _linear_parameters(
                     node, gm, folded_graph, lambda a: copy_into(folded_graph, a, folded_env)
                 )
                 folded_env[node] = folded_graph.call_function(
-                    shared_dropout_linear, (folded_env[dropout.args[0]], p, weight, bias, counted)
+                    folded_dropout_linear, (folded_env[dropout.args[0]], p, weight, bias, shared, counted)
                 )
             else:
                 copy_into(folded_graph, node, folded_env)
-        shared_tail = fx.GraphModule(gm, folded_graph, "SharedTail")
-        sources = {fold[0].args[0] for fold in folds.values()}
-        shared_inputs = frozenset(i for i, node in enumerate(boundary) if node in sources)
+        folded_tail = fx.GraphModule(gm, folded_graph, "SharedTail")
+        shared_inputs = frozenset(i for i, node in enumerate(boundary) if node in shared_sources)
     return Split(
         prefix=prefix_module,
         tail=tail_module,
@@ -183,7 +183,7 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
         prefix_nodes=count(prefix_graph),
         tail_nodes=count(tail_graph),
         overwritable=frozenset(overwritable),
-        shared_tail=shared_tail,
+        folded_tail=folded_tail,
         shared_inputs=shared_inputs,
     )
 
@@ -217,11 +217,12 @@ def _linear_parameters(node: fx.Node, gm: fx.GraphModule, graph: fx.Graph, copy)
 _LINEAR_FUNCTIONS = (F.linear, torch._C._nn.linear)  # fx records the latter for F.linear
 
 
-def _shared_folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -> dict:
-    """``{linear node: (dropout node, p, linear is a candidate call)}`` for the tail chains
-    "boundary value -> dropout -> Linear" whose values nothing else reads: under consistent
-    sampling the boundary value is the same for every sample, so the dropout can move into the
-    Linear's per-sample weights."""
+def _folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -> dict:
+    """``{linear node: (dropout node, p, linear is a candidate call, shared)}`` for the tail's
+    "dropout -> Linear" chains on 2-d rows whose dropout output only the Linear reads: under
+    consistent sampling each sample's mask can move into its own copy of the weights.
+    ``shared``: the dropout's input is a boundary value nothing else reads, the same for every
+    sample, so it need not be replicated."""
     if plan.method not in (Method.DROPOUT, Method.GAUSSIAN) or not plan.catch_dropout_calls:
         return {}
     if _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks:
@@ -233,10 +234,10 @@ def _shared_folds(gm, graph, tail, boundary, sites, values, by_index, plan: Site
             continue
         p = _dropout_rate(node, gm)
         source = node.args[0] if node.args else None
-        if p is None or source not in boundary or len(source.users) != 1 or len(node.users) != 1:
+        if p is None or not isinstance(source, fx.Node) or len(node.users) != 1:
             continue
-        if values[source].dim() != 2:  # masks of (B, ..., in) rows vary along "...": not a weight's
-            continue
+        if not isinstance(values.get(source), Tensor) or values[source].dim() != 2:
+            continue  # masks of (B, ..., in) rows vary along "...": not a weight's
         (user,) = node.users
         if user.op == "call_module":
             module = gm.get_submodule(user.target)
@@ -247,7 +248,8 @@ def _shared_folds(gm, graph, tail, boundary, sites, values, by_index, plan: Site
         # A Linear chosen for added layer-input dropout is a candidate call itself: foldable while inactive.
         linear_sites = sites.get(user, ())
         if linear and all(not plan.is_active(i, by_index[i].p) for i in linear_sites) and len(linear_sites) <= 1:
-            folds[user] = (node, p, bool(linear_sites))
+            shared = source in boundary and len(source.users) == 1
+            folds[user] = (node, p, bool(linear_sites), shared)
     return folds
 
 

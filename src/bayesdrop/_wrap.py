@@ -47,6 +47,7 @@ from ._sites import (
     SitePlan,
     StochasticMode,
     TorchNoise,
+    folded_dropout_linear,
 )
 from .layers import ConcreteDropout
 from .outputs import CLASSIFICATION_OUTPUTS, PAIR_OUTPUTS, REGRESSION_OUTPUTS, Output, Selector, select
@@ -511,12 +512,12 @@ class MCModel(nn.Module):
             split=result,
         )
         problem = self._verify(batch, route)
-        if problem is None and result.shared_tail is not None and self._verify(batch, route, consistent=True):
-            result.shared_tail, result.shared_inputs = None, frozenset()  # keep the plain tail for consistent runs
-        if result.shared_tail is not None:
+        if problem is None and result.folded_tail is not None and self._verify(batch, route, consistent=True):
+            result.folded_tail, result.shared_inputs = None, frozenset()  # keep the plain tail for consistent runs
+        if result.folded_tail is not None:
+            folded = sum(1 for node in result.folded_tail.graph.nodes if node.target is folded_dropout_linear)
             route.note += (
-                f"; consistent sampling folds {len(result.shared_inputs)} dropout layer(s) on cached values into the "
-                "next Linear's per-sample weights"
+                f"; consistent sampling folds {folded} dropout layer(s) into the next Linear's per-sample weights"
             )
         return route if problem is None else _Route("full", problem)
 
@@ -576,8 +577,8 @@ class MCModel(nn.Module):
                 split = route.split
                 with StochasticMode(plan, None, weight_ids=weight_ids):
                     boundary = split.prefix(*batch.args)
-                shared = consistent and split.shared_tail is not None
-                tail = split.shared_tail if shared else split.tail
+                shared = consistent and split.folded_tail is not None
+                tail = split.folded_tail if shared else split.tail
                 inputs = Batch(tuple(boundary), {}, batch.size, split.shared_inputs if shared else frozenset())
                 index_map = split.tail_sites
             if route.prefix_modules:
