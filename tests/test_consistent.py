@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import bayesdrop as bd
 from _models import Attention, ConvBN, Functional, Untraceable, all_dropout_modules, force_full_replication
-from bayesdrop.models import LeNet5
+from bayesdrop.models import GalCNN, LeNet5
 
 _CASES = {
     "lenet dropout": (lambda: LeNet5(input_size=28, dropout=0.3), {}, (1, 28, 28)),
@@ -135,6 +135,7 @@ _FOLD_CASES = {
     "functional, no bias": (_FunctionalHead, {}, (6,), True),
     "3-d rows: not folded": (_SequenceHead, {}, (3, 6), False),
     "residual": (_Residual, {"task": "regression", "tau": 1.0}, (5,), True),
+    "Gal CNN: dropout -> flatten -> Linear": (lambda: GalCNN(filters=4, hidden=16), {}, (1, 28, 28), True),
 }  # fmt: skip
 
 

@@ -159,21 +159,24 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
         shared_sources = {fold[0].args[0] for fold in folds.values() if fold[3]}
         folded_graph = fx.Graph()
         folded_env = {node: folded_graph.placeholder(node.name) for node in boundary}
-        dropped = {fold[0] for fold in folds.values()}
+        dropped = {fold[0] for fold in folds.values()} | {fold[4] for fold in folds.values()}
         for node in graph.nodes:
             if node not in tail or node in dropped:
                 continue
             if node in folds:
-                dropout, p, counted, shared = folds[node]
+                dropout, p, counted, shared, flatten = folds[node]
                 weight, bias = _linear_parameters(
                     node, gm, folded_graph, lambda a: copy_into(folded_graph, a, folded_env)
                 )
+                rows = folded_env[dropout.args[0]]
+                if flatten is not None:  # flatten first: it commutes with an element-wise mask
+                    rows = folded_graph.node_copy(flatten, lambda a, d=dropout, r=rows: r if a is d else folded_env[a])
                 folded_env[node] = folded_graph.call_function(
-                    folded_dropout_linear, (folded_env[dropout.args[0]], p, weight, bias, shared, counted)
+                    folded_dropout_linear, (rows, p, weight, bias, shared, counted)
                 )
             else:
                 copy_into(folded_graph, node, folded_env)
-        folded_tail = fx.GraphModule(gm, folded_graph, "SharedTail")
+        folded_tail = fx.GraphModule(gm, folded_graph, "FoldedTail")
         shared_inputs = frozenset(i for i, node in enumerate(boundary) if node in shared_sources)
     return Split(
         prefix=prefix_module,
@@ -218,9 +221,10 @@ _LINEAR_FUNCTIONS = (F.linear, torch._C._nn.linear)  # fx records the latter for
 
 
 def _folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -> dict:
-    """``{linear node: (dropout node, p, linear is a candidate call, shared)}`` for the tail's
-    "dropout -> Linear" chains on 2-d rows whose dropout output only the Linear reads: under
-    consistent sampling each sample's mask can move into its own copy of the weights.
+    """``{linear node: (dropout node, p, linear is a candidate call, shared, flatten node or
+    None)}`` for the tail's "dropout [-> flatten] -> Linear" chains on 2-d rows whose dropout
+    output only the Linear (or the flatten) reads: under consistent sampling each sample's
+    mask can move into its own copy of the weights.
     ``shared``: the dropout's input is a boundary value nothing else reads, the same for every
     sample, so it need not be replicated."""
     if plan.method not in (Method.DROPOUT, Method.GAUSSIAN) or not plan.catch_dropout_calls:
@@ -236,21 +240,54 @@ def _folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -
         source = node.args[0] if node.args else None
         if p is None or not isinstance(source, fx.Node) or len(node.users) != 1:
             continue
-        if not isinstance(values.get(source), Tensor) or values[source].dim() != 2:
-            continue  # masks of (B, ..., in) rows vary along "...": not a weight's
         (user,) = node.users
+        flatten = None
+        if _flattens(user, node, gm, values) and len(user.users) == 1:
+            flatten, (user,) = user, user.users
+        rows = values.get(flatten if flatten is not None else source)
+        if not isinstance(rows, Tensor) or rows.dim() != 2:
+            continue  # masks of (B, ..., in) rows vary along "...": not a weight's
+        feeding = flatten if flatten is not None else node
         if user.op == "call_module":
             module = gm.get_submodule(user.target)
             linear = type(module) is nn.Linear and not module._forward_hooks and not module._forward_pre_hooks
-            linear = linear and user.args == (node,) and not user.kwargs
+            linear = linear and user.args == (feeding,) and not user.kwargs
         else:
-            linear = user.op == "call_function" and user.target in _LINEAR_FUNCTIONS and user.args[:1] == (node,)
+            linear = user.op == "call_function" and user.target in _LINEAR_FUNCTIONS and user.args[:1] == (feeding,)
         # A Linear chosen for added layer-input dropout is a candidate call itself: foldable while inactive.
         linear_sites = sites.get(user, ())
         if linear and all(not plan.is_active(i, by_index[i].p) for i in linear_sites) and len(linear_sites) <= 1:
             shared = source in boundary and len(source.users) == 1
-            folds[user] = (node, p, bool(linear_sites), shared)
+            folds[user] = (node, p, bool(linear_sites), shared, flatten)
     return folds
+
+
+_FLATTEN_FUNCTIONS = (torch.flatten, torch.reshape)
+
+
+def _flattens(node: fx.Node, source: fx.Node, gm: fx.GraphModule, values: dict) -> bool:
+    """Whether ``node`` turns the rows ``source`` ``(B, ...)`` into ``(B, features)`` in row-major
+    order (``nn.Flatten``, ``torch.flatten``, ``.flatten`` / ``.view`` / ``.reshape``), reading
+    nothing else that depends on ``source``."""
+    if not node.args or node.args[0] is not source or any(a is source for a in node.args[1:]):
+        return False
+    if node.op == "call_module":
+        module = gm.get_submodule(node.target)
+        known = type(module) is nn.Flatten and not module._forward_hooks and not module._forward_pre_hooks
+    elif node.op == "call_function":
+        known = node.target in _FLATTEN_FUNCTIONS
+    else:
+        known = node.op == "call_method" and node.target in ("flatten", "view", "reshape")
+    before, after = values.get(source), values.get(node)
+    return (
+        known
+        and isinstance(before, Tensor)
+        and isinstance(after, Tensor)
+        and after.dim() == 2
+        and after.shape[0] == before.shape[0]
+        and not node.kwargs
+        and all(not isinstance(a, fx.Node) for a in node.args[1:])
+    )
 
 
 # Operations whose result is a new tensor, and those whose result may share its input's memory.
