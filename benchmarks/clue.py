@@ -8,7 +8,8 @@ steps on z, total-entropy objective with the L1 term, no early stopping (every r
 steps in both). The loop is what one writes by hand: for each step, S forward passes of the
 network in train mode (torch's own dropout), the mean of the softmaxes, its entropy, backward.
 Weights are seeded random initialisations (the cost does not depend on them). Both run in one
-process; the ratio is what to read. Peak extra heap (glibc mallinfo2) is reported too.
+process; the ratio is what to read. Peak extra heap (glibc mallinfo2) is reported too, from a
+second run of each (the heap watcher's polling thread would slow the timed one).
 
 Run: ``python benchmarks/clue.py [--json FILE]``.
 """
@@ -90,8 +91,14 @@ def main() -> None:
         # warm-up: first-call costs (lazy imports, the wrapper's probe) are not what is compared
         clue(mc, vae, x[:8], steps=2, samples=4)
         loop_clue(net, vae, x[:8], lam, 2, 4, lr)
+        # memory in a second run: the heap watcher's thread takes the GIL every 0.2 ms, which
+        # would slow Python-bound code and blur the timing
+        ours()
+        theirs()
+        seconds = dict(timings)
         ours_memory = peak_extra(ours)["heap"]
         loop_memory = peak_extra(theirs)["heap"]
+        timings.update(seconds)
         ratio = timings["loop"] / timings["bayesdrop"]
         print(f"dropout {placement}:")
         print(f"  bayesdrop.explain.clue: {timings['bayesdrop']:.2f} s, peak heap {ours_memory / 2**20:.0f} MiB")
