@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._idx import parse_idx, read_idx
-from ._locate import cache_dir
+from ._locate import cache_dir, shared_data_root
 from .mnist import (
     FASHION_MNIST_CLASSES,
     OODPair,
@@ -31,6 +31,7 @@ __all__ = [
     "UCI_DATASETS",
     "add_noise",
     "cache_dir",
+    "shared_data_root",
     "list_datasets",
     "load_co2",
     "load_dataset",

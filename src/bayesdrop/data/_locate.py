@@ -13,9 +13,20 @@ from pathlib import Path
 from .._errors import BayesdropError
 from .._io import atomic_open
 
-__all__ = ["cache_dir", "candidate_dirs", "describe_dirs", "digest_matches", "download_file"]
+__all__ = ["cache_dir", "candidate_dirs", "describe_dirs", "digest_matches", "download_file", "shared_data_root"]
 
 ENV_VAR = "BAYESDROP_DATA"
+
+
+SHARED_ENV_VAR = "BAYESDROP_SHARED_DATA"
+
+
+def shared_data_root() -> Path | None:
+    """The project's shared data folder: ``$BAYESDROP_SHARED_DATA``, else ``shared/data`` beside
+    the repository of this source tree; None when it does not exist."""
+    env = os.environ.get(SHARED_ENV_VAR)
+    candidate = Path(env) if env else Path(__file__).resolve().parents[4] / "shared" / "data"
+    return candidate if candidate.is_dir() else None
 
 
 def cache_dir(name: str | None = None) -> Path:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .._errors import BayesdropError, expected
+from ._locate import shared_data_root
 
 __all__ = [
     "Feature",
@@ -138,12 +139,9 @@ TABULAR_DATASETS = {
 def _root(root: str | os.PathLike[str] | None) -> Path:
     if root is not None:
         return Path(root)
-    env = os.environ.get("BAYESDROP_SHARED_DATA")
-    if env:
-        return Path(env)
-    candidate = Path(__file__).resolve().parents[4] / "shared" / "data"
-    if candidate.is_dir():
-        return candidate
+    shared = shared_data_root()
+    if shared is not None:
+        return shared
     raise BayesdropError(
         "Argument `root`: the folder holding tabular/ and uci/ (the project's shared/data) was not "
         "found; pass root=<folder> or set BAYESDROP_SHARED_DATA."

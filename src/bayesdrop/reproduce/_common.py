@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_open
+from ..data import shared_data_root
+from ..data.tabular import TABULAR_DATASETS
 
-__all__ = ["write_text_atomic", "machine_description", "load_average", "default_data_root"]
+__all__ = ["write_text_atomic", "machine_description", "load_average", "default_data_root", "dataset_dir"]
 
 _REPO = Path(__file__).resolve().parents[3]
 
@@ -55,6 +57,15 @@ def default_data_root() -> Path | None:
 
     None when it does not exist; the loaders then search their usual places.
     """
-    env = os.environ.get("BAYESDROP_SHARED_DATA")
-    candidate = Path(env) if env else _REPO.parent / "shared" / "data"
-    return candidate if candidate.is_dir() else None
+    return shared_data_root()
+
+
+def dataset_dir(dataset: str) -> str | None:
+    """Where a reproduction reads ``dataset``: the MNIST sets from ``shared/data/mnist``, the
+    tabular sets from ``shared/data`` itself, anything else from its loader's own places (None)."""
+    root = shared_data_root()
+    if root is None:
+        return None
+    if dataset.startswith("mnist"):
+        return str(root / "mnist")
+    return str(root) if dataset in TABULAR_DATASETS else None

@@ -46,7 +46,7 @@ from ..active import (
     run_active,
     summarize,
 )
-from ._common import _REPO, default_data_root, machine_description, write_text_atomic
+from ._common import _REPO, dataset_dir, machine_description, write_text_atomic
 
 __all__ = ["EXPERIMENTS", "Experiment", "experiment_configs", "run_pending", "write_report"]
 
@@ -121,16 +121,11 @@ def experiment_configs(name: str, data_dir: str | None = None) -> list[ActiveCon
     return [replace(exp.base, seed=s, data_dir=data_dir, **v) for s in exp.seeds for v in exp.variants]
 
 
-def _data_dir(dataset: str) -> str | None:
-    root = default_data_root()
-    return str(root / "mnist") if root is not None and dataset.startswith("mnist") else None
-
-
 def _all_configs(names: Sequence[str]) -> list[ActiveConfig]:
     seen: dict[str, ActiveConfig] = {}
     for name in names:
         for c in experiment_configs(name):
-            c = replace(c, data_dir=_data_dir(c.dataset))
+            c = replace(c, data_dir=dataset_dir(c.dataset))
             seen.setdefault(c.run_name(), c)
     by_seed = sorted(seen.values(), key=lambda c: (c.seed, list(EXPERIMENTS).index(_first_experiment(c, names))))
     return by_seed
@@ -287,7 +282,7 @@ def _acquired_grid(name: str, out: Path) -> Path | None:
     results = [r for r in (load_active_result(c) for c in configs) if r is not None]
     if not results:
         return None
-    data = load_active_data(replace(configs[0], data_dir=_data_dir(configs[0].dataset)))
+    data = load_active_data(replace(configs[0], data_dir=dataset_dir(configs[0].dataset)))
     path = out / f"active_learning_{name}_acquired.png"
     plot_acquired(results, data.x, data.y, path=path)
     return path

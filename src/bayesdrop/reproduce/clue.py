@@ -39,7 +39,7 @@ from .._io import atomic_open
 from ..data.tabular import load_tabular
 from ..explain import VAEAC, ExplainConfig, clue, elbo_loss, run_explain, sensitivity, tabular_vae, ufido, vaeac_loss
 from ..models import MLP, RegressionMLP
-from ._common import _REPO, default_data_root, machine_description, write_text_atomic
+from ._common import _REPO, dataset_dir, default_data_root, machine_description, write_text_atomic
 
 __all__ = ["REAL", "GROUND_TRUTH", "SWEEPS", "run_real", "run_ground_truth", "write_report"]
 
@@ -57,17 +57,10 @@ MAX_POINTS = 1500
 MIN_POINTS = 100  # below the threshold too, when fewer points pass it (COMPAS)
 
 
-def _data_dir(dataset: str) -> str | None:
-    root = default_data_root()
-    if root is None:
-        return None
-    return str(root / "mnist") if dataset == "mnist-10k" else str(root)
-
-
 def run_real(datasets: Sequence[str] = REAL) -> dict[str, Any]:
     out = {}
     for name in datasets:
-        config = ExplainConfig(dataset=name, data_dir=_data_dir(name), output_dir=str(RUNS / "real"))
+        config = ExplainConfig(dataset=name, data_dir=dataset_dir(name), output_dir=str(RUNS / "real"))
         out[name] = run_explain(config)
     return out
 
@@ -338,7 +331,7 @@ def write_report() -> dict[str, Any]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in REAL:
-        config = ExplainConfig(dataset=name, data_dir=_data_dir(name), output_dir=str(RUNS / "real"))
+        config = ExplainConfig(dataset=name, data_dir=dataset_dir(name), output_dir=str(RUNS / "real"))
         path = config.result_path()
         entry: dict[str, Any] = {}
         if path.is_file():
