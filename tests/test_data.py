@@ -445,3 +445,12 @@ def test_noise():
     torch.testing.assert_close(series[2] - x[:5, :5], 2 * (series[1] - x[:5, :5]))
     with pytest.raises(BayesdropError, match="`std`"):
         bdata.add_noise(x, -1.0)
+
+
+def test_shared_data_root_follows_the_environment(tmp_path, monkeypatch):
+    from bayesdrop.data import shared_data_root
+
+    monkeypatch.setenv("BAYESDROP_SHARED_DATA", str(tmp_path))
+    assert shared_data_root() == tmp_path
+    monkeypatch.setenv("BAYESDROP_SHARED_DATA", str(tmp_path / "missing"))
+    assert shared_data_root() is None
