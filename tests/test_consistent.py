@@ -162,3 +162,17 @@ def test_folding_dropout_into_the_next_linear_changes_nothing_but_the_cost(name)
     # independent sampling keeps the plain tail
     plain = mc.predict(x, samples=12, seed=4, keep_samples=True).samples
     assert torch.allclose(plain, reference.predict(x, samples=12, seed=4, keep_samples=True).samples, atol=1e-6)
+
+
+def test_a_folded_dropout_reads_the_modules_rate_when_sampling():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3)).eval()
+    x = torch.randn(6, 5)
+    mc, reference = bd.wrap(model), bd.wrap(model)
+    mc.predict(x, samples=2, consistent=True)
+    reference.predict(x[:2], samples=2)
+    force_full_replication(reference)
+    model[2].p = 0.6  # changed after the fold was built
+    got = mc.predict(x, samples=8, seed=3, keep_samples=True, consistent=True).samples
+    want = reference.predict(x, samples=8, seed=3, keep_samples=True, consistent=True).samples
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)

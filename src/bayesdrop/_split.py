@@ -171,6 +171,8 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
                 rows = folded_env[dropout.args[0]]
                 if flatten is not None:  # flatten first: it commutes with an element-wise mask
                     rows = folded_graph.node_copy(flatten, lambda a, d=dropout, r=rows: r if a is d else folded_env[a])
+                if dropout.op == "call_module":  # read the module's rate when sampling, as the plain tail does
+                    p = folded_graph.call_function(getattr, (folded_graph.get_attr(dropout.target), "p"))
                 folded_env[node] = folded_graph.call_function(
                     folded_dropout_linear, (rows, p, weight, bias, shared, counted)
                 )
