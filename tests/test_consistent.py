@@ -132,6 +132,11 @@ _FOLD_CASES = {
         lambda: nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3)),
         {"method": "gaussian"}, (5,), True,
     ),
+    "low rate: only the dropped units' part per sample": (
+        lambda: nn.Sequential(nn.Linear(5, 128), nn.Tanh(), nn.Dropout(0.05), nn.Linear(128, 128), nn.ReLU(),
+                              nn.Dropout(0.05), nn.Linear(128, 2)),
+        {}, (5,), True,
+    ),
     "functional, no bias": (_FunctionalHead, {}, (6,), True),
     "3-d rows: not folded": (_SequenceHead, {}, (3, 6), False),
     "residual": (_Residual, {"task": "regression", "tau": 1.0}, (5,), True),

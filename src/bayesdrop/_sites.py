@@ -366,6 +366,10 @@ class StochasticMode(TorchFunctionMode):
         if not self.noise.consistent or x.dim() != 2:
             raise RuntimeError("a dropout folds into a Linear only for 2-d inputs under consistent sampling")
         width, out = x.shape[-1], weight.shape[0]
+        if shared and self.plan.method is Method.DROPOUT and 0.0 < rate < 1.0:
+            y = self._complement_linear(x, site, rate, weight, bias, n)
+            if y is not None:
+                return y
         factor = self._sample_factor(site, rate, torch.Size((n, 1, width)), weight.dtype, weight.device)
         weights = weight * factor  # (n, out, in): sample t's weight times its mask
         if shared:  # one product for all samples: (B, in) x (in, n * out)
@@ -375,6 +379,33 @@ class StochasticMode(TorchFunctionMode):
         if bias is not None:
             y = y + bias
         return y.reshape(-1, out)
+
+    def _complement_linear(self, x: Tensor, site: int, p: float, weight: Tensor, bias: Tensor | None, n: int):
+        """The shared-input fold at a low rate: sample t's product is the full product minus the
+        dropped units' part, ``(x W^T - x[:, D_t] W[:, D_t]^T) / (1 - p)``, so its cost grows
+        with the dropped units D_t, not the width. None when that does not pay: more than a
+        quarter of the units drop in some sample, or the layer is too narrow for the gathers."""
+        width, out = x.shape[1], weight.shape[0]
+        dropped = ~self.noise.keep_mask(site, torch.Size((n, width)), p, weight.device)  # (n, in), same bits
+        counts = dropped.sum(1)
+        most = int(counts.max())
+        # dense: width * out multiply-adds per row and sample; here: most * out, plus gathering
+        # most inputs (and scattering their gradients), counted as 16 multiply-adds each
+        if most * 4 > width or 2 * most * (out + 16) > width * out:
+            return None
+        scale = 1.0 / (1.0 - p)
+        full = F.linear(x, weight * scale, None if bias is None else bias)  # (B, out)
+        if most == 0:
+            return full.unsqueeze(0).expand(n, *full.shape).reshape(n * x.shape[0], out)
+        rows, columns = dropped.nonzero(as_tuple=True)  # row-major: each sample's dropped units in order
+        rank = torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[rows]
+        index = torch.zeros(n, most, dtype=torch.long, device=rows.device)
+        present = torch.zeros(n, most, dtype=weight.dtype, device=weight.device)
+        index[rows, rank], present[rows, rank] = columns, 1.0
+        part_weight = weight.t()[index] * present.unsqueeze(-1)  # (n, most, out); padding rows are 0
+        part_x = x[:, index.reshape(-1)].view(x.shape[0], n, most).transpose(0, 1)  # (n, B, most)
+        y = torch.baddbmm(full, part_x, part_weight, alpha=-scale)  # (n, B, out)
+        return y.reshape(n * x.shape[0], out)
 
     def _sample_factor(self, site: int, p: float, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
         """The multiplicative noise of a dropout site as a float tensor of ``shape`` (what
