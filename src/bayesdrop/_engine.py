@@ -70,7 +70,8 @@ class Batch:
         return Batch(args, {k: head(v) for k, v in self.kwargs.items()}, count, self.shared)
 
     def batch_bytes(self) -> int:
-        values = list(self.args) + list(self.kwargs.values())
+        """Bytes of the batch tensors that are replicated per sample (not the shared ones)."""
+        values = [v for i, v in enumerate(self.args) if i not in self.shared] + list(self.kwargs.values())
         return sum(v.nelement() * v.element_size() for v in values if self.is_batch(v))
 
     def row_key(self) -> tuple:

@@ -151,6 +151,15 @@ class SitePlan:
         return self.active is None or index in self.active
 
 
+def _complement_pays(width: int, out: int, dropped_fraction: float) -> bool:
+    """Whether a Linear ``width -> out`` is cheaper through its dropped inputs: the dense product
+    costs ``width * out`` multiply-adds per row and sample, the complement ``m * out`` plus
+    gathering ``m`` inputs (and scattering their gradients), counted as 16 each, for ``m``
+    dropped units; at most a quarter of the units, and half the dense cost."""
+    most = dropped_fraction * width
+    return most * 4 <= width and 2 * most * (out + 16) <= width * out
+
+
 class Noise:
     """Where the random numbers come from."""
 
@@ -366,11 +375,12 @@ class StochasticMode(TorchFunctionMode):
         if not self.noise.consistent or x.dim() != 2:
             raise RuntimeError("a dropout folds into a Linear only for 2-d inputs under consistent sampling")
         width, out = x.shape[-1], weight.shape[0]
-        if shared and self.plan.method is Method.DROPOUT and 0.0 < rate < 1.0:
-            y = self._complement_linear(x, site, rate, weight, bias, n)
+        factor = self._sample_factor(site, rate, torch.Size((n, 1, width)), weight.dtype, weight.device)
+        # at a low rate, a shared input's product may be cheaper through the dropped units alone
+        if shared and self.plan.method is Method.DROPOUT and 0.0 < rate < 1.0 and _complement_pays(width, out, rate):
+            y = self._complement_linear(x, factor.view(n, width) == 0, rate, weight, bias)
             if y is not None:
                 return y
-        factor = self._sample_factor(site, rate, torch.Size((n, 1, width)), weight.dtype, weight.device)
         weights = weight * factor  # (n, out, in): sample t's weight times its mask
         if shared:  # one product for all samples: (B, in) x (in, n * out)
             y = torch.matmul(x, weights.reshape(n * out, width).t()).view(x.shape[0], n, out).movedim(1, 0)
@@ -380,18 +390,15 @@ class StochasticMode(TorchFunctionMode):
             y = y + bias
         return y.reshape(-1, out)
 
-    def _complement_linear(self, x: Tensor, site: int, p: float, weight: Tensor, bias: Tensor | None, n: int):
-        """The shared-input fold at a low rate: sample t's product is the full product minus the
-        dropped units' part, ``(x W^T - x[:, D_t] W[:, D_t]^T) / (1 - p)``, so its cost grows
-        with the dropped units D_t, not the width. None when that does not pay: more than a
-        quarter of the units drop in some sample, or the layer is too narrow for the gathers."""
-        width, out = x.shape[1], weight.shape[0]
-        dropped = ~self.noise.keep_mask(site, torch.Size((n, width)), p, weight.device)  # (n, in), same bits
+    def _complement_linear(self, x: Tensor, dropped: Tensor, p: float, weight: Tensor, bias: Tensor | None):
+        """The shared-input fold at a low rate (``dropped``: ``(n, in)`` bool): sample t's
+        product is the full product minus the dropped units' part, ``(x W^T - x[:, D_t]
+        W[:, D_t]^T) / (1 - p)``, so its cost grows with the dropped units D_t, not the width.
+        None when that does not pay for the sample that drops most (:func:`_complement_pays`)."""
+        (n, width), out = dropped.shape, weight.shape[0]
         counts = dropped.sum(1)
         most = int(counts.max())
-        # dense: width * out multiply-adds per row and sample; here: most * out, plus gathering
-        # most inputs (and scattering their gradients), counted as 16 multiply-adds each
-        if most * 4 > width or 2 * most * (out + 16) > width * out:
+        if not _complement_pays(width, out, most / width):
             return None
         scale = 1.0 / (1.0 - p)
         full = F.linear(x, weight * scale, None if bias is None else bias)  # (B, out)
