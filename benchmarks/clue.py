@@ -8,8 +8,9 @@ steps on z, total-entropy objective with the L1 term, no early stopping (every r
 steps in both). The loop is what one writes by hand: for each step, S forward passes of the
 network in train mode (torch's own dropout), the mean of the softmaxes, its entropy, backward.
 Weights are seeded random initialisations (the cost does not depend on them). Both run in one
-process; the ratio is what to read. Peak extra heap (glibc mallinfo2) is reported too, from a
-second run of each (the heap watcher's polling thread would slow the timed one).
+process, three timed runs each, interleaved, medians reported; the ratio is what to read. Peak
+extra heap (glibc mallinfo2) is reported too, from a separate run of each (the heap watcher's
+polling thread would slow a timed one).
 
 Run: ``python benchmarks/clue.py [--json FILE]``.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -59,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each, interleaved (medians)")
     args = parser.parse_args()
     data = load_credit()
     x = data.x_test[: args.rows]
@@ -91,14 +94,18 @@ def main() -> None:
         # warm-up: first-call costs (lazy imports, the wrapper's probe) are not what is compared
         clue(mc, vae, x[:8], steps=2, samples=4)
         loop_clue(net, vae, x[:8], lam, 2, 4, lr)
-        # memory in a second run: the heap watcher's thread takes the GIL every 0.2 ms, which
+        # three interleaved timed runs each, medians reported (this shared VM's speed drifts);
+        # memory in separate runs: the heap watcher's thread takes the GIL every 0.2 ms, which
         # would slow Python-bound code and blur the timing
-        ours()
-        theirs()
-        seconds = dict(timings)
+        runs: dict[str, list[float]] = {"bayesdrop": [], "loop": []}
+        for _ in range(args.repeats):
+            for fn in (ours, theirs):
+                fn()
+            for name in runs:
+                runs[name].append(timings[name])
         ours_memory = peak_extra(ours)["heap"]
         loop_memory = peak_extra(theirs)["heap"]
-        timings.update(seconds)
+        timings.update({name: statistics.median(values) for name, values in runs.items()})
         ratio = timings["loop"] / timings["bayesdrop"]
         print(f"dropout {placement}:")
         print(f"  bayesdrop.explain.clue: {timings['bayesdrop']:.2f} s, peak heap {ours_memory / 2**20:.0f} MiB")
@@ -106,6 +113,7 @@ def main() -> None:
         print(f"  speed-up {ratio:.1f}x")
         rows[placement] = {
             "seconds": dict(timings),
+            "runs": runs,
             "speedup": ratio,
             "peak_heap_bytes": {"bayesdrop": ours_memory, "loop": loop_memory},
         }
