@@ -137,6 +137,10 @@ _FOLD_CASES = {
                               nn.Dropout(0.05), nn.Linear(128, 2)),
         {}, (5,), True,
     ),
+    "a rate so low that no unit drops": (
+        lambda: nn.Sequential(nn.Linear(5, 64), nn.ReLU(), nn.Dropout(1e-4), nn.Linear(64, 64), nn.Linear(64, 2)),
+        {}, (5,), True,
+    ),
     "functional, no bias": (_FunctionalHead, {}, (6,), True),
     "3-d rows: not folded": (_SequenceHead, {}, (3, 6), False),
     "residual": (_Residual, {"task": "regression", "tau": 1.0}, (5,), True),
