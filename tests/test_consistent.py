@@ -185,3 +185,17 @@ def test_a_folded_dropout_reads_the_modules_rate_when_sampling():
     got = mc.predict(x, samples=8, seed=3, keep_samples=True, consistent=True).samples
     want = reference.predict(x, samples=8, seed=3, keep_samples=True, consistent=True).samples
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_fold_given_rows_it_was_not_built_for_samples_the_plain_way(shared):
+    from bayesdrop._sites import CounterNoise, Method, SitePlan, StochasticMode, folded_dropout_linear
+
+    torch.manual_seed(0)
+    weight, bias, x = torch.randn(4, 6), torch.randn(4), torch.randn(3, 5, 6)  # 3-d rows
+    plan = SitePlan(Method.DROPOUT)
+    with StochasticMode(plan, CounterNoise(1, 0, 0, 2, consistent=True)):
+        got = folded_dropout_linear(x if shared else x.repeat(2, 1, 1), 0.3, weight, bias, shared)
+    with StochasticMode(plan, CounterNoise(1, 0, 0, 2, consistent=True)):
+        want = F.linear(F.dropout(x.repeat(2, 1, 1), 0.3), weight, bias)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -372,8 +372,9 @@ class StochasticMode(TorchFunctionMode):
         if not active:
             y = F.linear(x, weight, bias)
             return y.unsqueeze(0).expand(n, *y.shape).reshape(n * y.shape[0], *y.shape[1:]) if shared else y
-        if not self.noise.consistent or x.dim() != 2:
-            raise RuntimeError("a dropout folds into a Linear only for 2-d inputs under consistent sampling")
+        if not self.noise.consistent or x.dim() != 2:  # not what the fold was built for: the plain way
+            rows = x.unsqueeze(0).expand(n, *x.shape).reshape(n * x.shape[0], *x.shape[1:]) if shared else x
+            return F.linear(self._element_noise(rows, site, rate, SiteKind.DROPOUT), weight, bias)
         width, out = x.shape[-1], weight.shape[0]
         factor = self._sample_factor(site, rate, torch.Size((n, 1, width)), weight.dtype, weight.device)
         # at a low rate, a shared input's product may be cheaper through the dropped units alone
