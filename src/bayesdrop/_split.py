@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import operator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -156,15 +157,15 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
     folds = _folds(gm, graph, tail, boundary, probe.sites, probe.values, by_index, plan)
     folded_tail, shared_inputs = None, frozenset()
     if folds:
-        shared_sources = {fold[0].args[0] for fold in folds.values() if fold[3]}
+        shared_sources = {fold.dropout.args[0] for fold in folds.values() if fold.shared}
         folded_graph = fx.Graph()
         folded_env = {node: folded_graph.placeholder(node.name) for node in boundary}
-        dropped = {fold[0] for fold in folds.values()} | {fold[4] for fold in folds.values()}
+        dropped = {fold.dropout for fold in folds.values()} | {fold.flatten for fold in folds.values()}
         for node in graph.nodes:
             if node not in tail or node in dropped:
                 continue
             if node in folds:
-                dropout, p, counted, shared, flatten = folds[node]
+                dropout, p, counted, shared, flatten = folds[node]  # a _Fold
                 weight, bias = _linear_parameters(
                     node, gm, folded_graph, lambda a: copy_into(folded_graph, a, folded_env)
                 )
@@ -191,6 +192,16 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
         folded_tail=folded_tail,
         shared_inputs=shared_inputs,
     )
+
+
+class _Fold(NamedTuple):
+    """A "dropout [-> flatten] -> Linear" chain that consistent sampling folds (see :func:`_folds`)."""
+
+    dropout: fx.Node
+    p: float
+    counts_linear: bool  # the Linear is an (inactive) candidate call of its own
+    shared: bool  # the dropout's input is a boundary value only it reads: not replicated
+    flatten: fx.Node | None
 
 
 def _dropout_rate(node: fx.Node, gm: fx.GraphModule) -> float | None:
@@ -222,13 +233,10 @@ def _linear_parameters(node: fx.Node, gm: fx.GraphModule, graph: fx.Graph, copy)
 _LINEAR_FUNCTIONS = (F.linear, torch._C._nn.linear)  # fx records the latter for F.linear
 
 
-def _folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -> dict:
-    """``{linear node: (dropout node, p, linear is a candidate call, shared, flatten node or
-    None)}`` for the tail's "dropout [-> flatten] -> Linear" chains on 2-d rows whose dropout
-    output only the Linear (or the flatten) reads: under consistent sampling each sample's
-    mask can move into its own copy of the weights.
-    ``shared``: the dropout's input is a boundary value nothing else reads, the same for every
-    sample, so it need not be replicated."""
+def _folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -> dict[fx.Node, _Fold]:
+    """``{linear node: _Fold}`` for the tail's "dropout [-> flatten] -> Linear" chains on 2-d
+    rows whose dropout output only the Linear (or the flatten) reads: under consistent sampling
+    each sample's mask can move into its own copy of the weights."""
     if plan.method not in (Method.DROPOUT, Method.GAUSSIAN) or not plan.catch_dropout_calls:
         return {}
     if _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks:
@@ -260,7 +268,7 @@ def _folds(gm, graph, tail, boundary, sites, values, by_index, plan: SitePlan) -
         linear_sites = sites.get(user, ())
         if linear and all(not plan.is_active(i, by_index[i].p) for i in linear_sites) and len(linear_sites) <= 1:
             shared = source in boundary and len(source.users) == 1
-            folds[user] = (node, p, bool(linear_sites), shared, flatten)
+            folds[user] = _Fold(node, p, bool(linear_sites), shared, flatten)
     return folds
 
 
