@@ -298,8 +298,7 @@ class StochasticMode(TorchFunctionMode):
     def _apply_noise(self, x: Tensor, site: int, p: float, kind: SiteKind, shape: torch.Size) -> Tensor:
         noise = self.noise
         if self.plan.method is Method.GAUSSIAN:
-            std = math.sqrt(p / (1.0 - p))
-            return x * (1.0 + std * noise.normal(site, shape, x.dtype, x.device))
+            return x * self._sample_factor(site, p, shape, x.dtype, x.device)
         if kind in (SiteKind.DROPOUT, SiteKind.FEATURE, SiteKind.ATTENTION, SiteKind.LAYER_INPUT) and p < 1.0:
             # Large masks as floats (a bool factor sends x through a slow casting loop), written into
             # a buffer kept across chunks when autograd does not hold on to it; in float32/64 the
