@@ -147,6 +147,24 @@ def test_run_stopped_by_its_deadline_resumes_to_the_uninterrupted_result_and_tra
     assert json.loads(open(logged).read()) == resumed.acquired[0]
 
 
+def test_a_run_held_by_a_live_process_is_refused_and_released_when_done(tmp_path):
+    import os
+    import socket
+
+    from bayesdrop.experiments import RunFolderInUse
+
+    config = ActiveConfig(**TINY, heuristic="random", output_dir=str(tmp_path))
+    config.folder().mkdir(parents=True)
+    lock = config.folder() / ".lock"
+    lock.write_text(f"{socket.gethostname()} {os.getpid()}")  # held by a live process: this one
+    with pytest.raises(RunFolderInUse, match=r"is in use by process"):
+        run_active(config, verbose=False)
+    assert not (config.folder() / "state.json").exists()  # nothing ran
+    lock.unlink()
+    assert run_active(config, verbose=False).labels == [20, 30]
+    assert not lock.exists()  # released
+
+
 def test_dropconnect_and_batchbald_runs(tmp_path):
     config = ActiveConfig(
         **{**TINY, "budget": 25},

@@ -394,10 +394,25 @@ def run_active(
     done = load_active_result(config)
     if done is not None:
         return done
-    from ..experiments import make_tracker
+    from ..experiments import lock_run_folder
 
     folder = config.folder()
     folder.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_folder(folder)  # one process per run: RunFolderInUse otherwise
+    try:
+        return _run_locked(config, folder, verbose, data, deadline)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run_locked(
+    config: ActiveConfig, folder: Path, verbose: bool, data: ActiveData | None, deadline: float | None
+) -> ActiveResult:
+    from ..experiments import make_tracker
+
+    done = load_active_result(config)  # finished by another process while this one waited
+    if done is not None:
+        return done
     with atomic_open(folder / "config.json") as f:
         json.dump(config.to_dict(), f, indent=2)
     data = data if data is not None else load_active_data(config)

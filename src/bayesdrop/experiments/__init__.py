@@ -10,6 +10,7 @@ Nothing heavy is imported here: PyYAML, MLflow, Ray and matplotlib load when use
 """
 
 from ._config import METHODS, ExperimentConfig, expand_grid, load_config, parse_value, settings_grid, sweep_axes
+from ._lock import RunFolderInUse, lock_run_folder
 from ._ray import run_ray_trials
 from ._run import RunResult, load_result, run_dir, run_experiment
 from ._sweep import SweepResult, draw_sweep_charts, run_sweep, sweep_table
@@ -28,8 +29,10 @@ __all__ = [
     "NullTracker",
     "Tracker",
     "run_ray_trials",
+    "RunFolderInUse",
     "settings_grid",
     "load_result",
+    "lock_run_folder",
     "parse_value",
     "run_dir",
     "run_experiment",

@@ -25,6 +25,7 @@ from ..training import (
 )
 from ..training._utils import seeded
 from ._config import ExperimentConfig
+from ._lock import lock_run_folder
 from ._tracking import Tracker, make_tracker, write_json_atomic
 
 __all__ = [
@@ -297,7 +298,7 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, tracker: Trac
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     say = print if verbose else (lambda *a, **k: None)
-    lock = _acquire_lock(out)
+    lock = lock_run_folder(out)
     try:
         tracker = tracker or make_tracker(cfg.tracking, cfg.tracking_uri, cfg.experiment_name)
         tracker.start(
@@ -315,44 +316,6 @@ def run_experiment(cfg: ExperimentConfig, *, verbose: bool = True, tracker: Trac
             tracker.end(status)
     finally:
         lock.unlink(missing_ok=True)
-
-
-def _acquire_lock(folder: Path) -> Path:
-    """Claim a run folder for this process (``.lock`` holding host and pid).
-
-    A lock left by a dead process on this host is taken over; a live one (another process
-    running the same run, e.g. the same sweep started twice) is an error.
-    """
-    import os
-    import socket
-
-    lock = folder / ".lock"
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            host, _, pid = lock.read_text().partition(" ") if lock.exists() else ("", "", "")
-            alive = True
-            if host == socket.gethostname() and pid.strip().isdigit():
-                try:
-                    os.kill(int(pid), 0)
-                except ProcessLookupError:
-                    alive = False
-                except PermissionError:
-                    alive = True
-            if alive and host:
-                raise BayesdropError(
-                    f"Run folder {str(folder)!r} is in use by process {pid.strip()} on {host} "
-                    f"(the same run started twice?). If that process is gone, delete "
-                    f"{str(lock)!r}."
-                ) from None
-            lock.unlink(missing_ok=True)  # stale: its process died
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(me)
-        return lock
-    raise BayesdropError(f"Could not lock run folder {str(folder)!r}.")
 
 
 def _run(cfg: ExperimentConfig, out: Path, tracker: Tracker, say: Any, t_start: float) -> RunResult:

@@ -13,11 +13,12 @@ Experiments (runs share folders where their configs agree, e.g. BALD of ``gal_mn
   layers) at K = 20 and K = 100 on Fashion-MNIST.
 
 Every run writes its state after each round, so ``run`` can be stopped at any time (``--hours``
-stops cleanly after a round) and resumed; ``--worker i/n`` splits the pending runs between
-processes. ``report`` writes ``docs/results/active_learning.{md,json}`` and the charts from the
+stops cleanly after a round) and resumed. Processes share the pending runs: each takes the next
+one no other live process holds (a ``.lock`` in its folder); ``--worker i/n`` splits them statically
+instead. ``report`` writes ``docs/results/active_learning.{md,json}`` and the charts from the
 finished runs, listing the unfinished ones.
 
-Run: ``python -m bayesdrop.reproduce.active_learning run --hours 2 --worker 0/2`` (one per core,
+Run: ``python -m bayesdrop.reproduce.active_learning run --hours 2`` (one process per core,
 ``OMP_NUM_THREADS=1``), then ``python -m bayesdrop.reproduce.active_learning report``.
 """
 
@@ -46,6 +47,7 @@ from ..active import (
     run_active,
     summarize,
 )
+from ..experiments import RunFolderInUse
 from ._common import _REPO, dataset_dir, machine_description, write_text_atomic
 
 __all__ = ["EXPERIMENTS", "Experiment", "experiment_configs", "run_pending", "write_report"]
@@ -140,7 +142,8 @@ def _first_experiment(config: ActiveConfig, names: Sequence[str]) -> str:
 
 def run_pending(names: Sequence[str], hours: float | None = None, worker: tuple[int, int] = (0, 1)) -> None:
     """Run (or resume) the unfinished runs of the experiments ``names``; this worker takes
-    every ``worker[1]``-th of them starting at ``worker[0]``."""
+    every ``worker[1]``-th of them starting at ``worker[0]``, skipping runs another live process
+    holds (so processes started with the same ``worker`` share the runs as they go)."""
     deadline = time.monotonic() + hours * 3600 if hours else None
     pending = [c for c in _all_configs(names) if load_active_result(c) is None]
     mine = pending[worker[0] :: worker[1]]
@@ -153,6 +156,8 @@ def run_pending(names: Sequence[str], hours: float | None = None, worker: tuple[
             cache[c.dataset] = load_active_data(c)
         try:
             run_active(c, data=cache[c.dataset], deadline=deadline)
+        except RunFolderInUse:
+            print(f"{c.run_name()}: run by another process, skipped", flush=True)
         except OutOfTime as stop:
             print(stop, flush=True)
             break
