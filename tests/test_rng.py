@@ -295,3 +295,56 @@ def test_an_activation_written_in_place_shares_its_inputs_memory(inplace):
     force_full_replication(slow)
     full = slow.predict(x, samples=16, seed=1, keep_samples=True, chunk_size=8)
     assert torch.allclose(fast.samples, full.samples, rtol=1e-5, atol=1e-6)
+
+
+class _Activations(nn.Module):
+    """ReLU, tanh and sigmoid as module, function and method in the sampled tail; the tanh's
+    input is read again, so that one must not be overwritten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.a, self.b, self.c = nn.Dropout(0.2), nn.Linear(4, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+        self.relu, self.head = nn.ReLU(), nn.Linear(16, 1)
+
+    def forward(self, x):
+        h = self.relu(self.a(self.first(x)))
+        g = self.b(h)
+        k = torch.tanh(g) + g  # g read twice: tanh must copy
+        return self.head(torch.sigmoid(self.c(k)).relu() + F.relu(k - 1.0))
+
+
+def test_activations_overwrite_only_fresh_inputs_and_only_without_autograd():
+    from bayesdrop import _split
+
+    torch.manual_seed(5)
+    model = _Activations().eval()
+    x = torch.randn(7, 4, requires_grad=True)
+    mc = bd.wrap(model, task="regression", tau=1.0)
+    fast = mc.predict(x.detach(), samples=24, seed=3, keep_samples=True, chunk_size=10)
+    targets = [n.target for n in mc._runtime.route.split.tail.graph.nodes if n.op != "placeholder"]
+    in_place = [t.__name__ for t in targets if t in set(_split._IN_PLACE_WITHOUT_GRAD.values())]
+    # the module ReLU, sigmoid, its .relu() and F.relu(k - 1) are rewritten; the tanh (g read twice) is not
+    assert sorted(in_place) == sorted(["_relu_in_place_without_grad"] * 3 + ["_sigmoid_in_place_without_grad"])
+    assert torch.tanh in targets
+    slow = bd.wrap(model, task="regression", tau=1.0)
+    slow.predict(x.detach(), samples=1, seed=0)
+    force_full_replication(slow)
+    full = slow.predict(x.detach(), samples=24, seed=3, keep_samples=True, chunk_size=10)
+    assert torch.allclose(fast.samples, full.samples, rtol=1e-5, atol=1e-6)
+    # with autograd the rewritten tail computes out of place: gradients equal the full model's
+    grad_fast = torch.autograd.grad(mc.predict(x, samples=24, seed=3, grad=True).mean.sum(), x)[0]
+    grad_full = torch.autograd.grad(slow.predict(x, samples=24, seed=3, grad=True).mean.sum(), x)[0]
+    assert torch.allclose(grad_fast, grad_full, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.3, 0.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_keep_applied_in_place_equals_the_float_mask(p, dtype):
+    torch.manual_seed(6)
+    n_samples, shape = 6, torch.Size((6 * 5, 700))  # 3,500 values per sample: ties at p = 0.05 and 0.3
+    x = torch.randn(shape, dtype=dtype)
+    scale = 1.0 / (1.0 - p)
+    mask = _rng.bernoulli_keep(3, 1, 4, 10, n_samples, shape, p, _CPU, torch.empty(shape, dtype=dtype), scale)
+    target = x.clone()
+    _rng.multiply_by_keep(3, 1, 4, 10, n_samples, target.numpy().reshape(n_samples, -1), p, scale)
+    assert torch.equal(target, x * mask)

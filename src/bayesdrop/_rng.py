@@ -244,6 +244,16 @@ def _keep(raw, per_sample: int, threshold: int, bits, capacity: int, first_sampl
     return keep
 
 
+def _keep_layout(per_sample: int, p: float, capacity: int | None = None) -> tuple[int, int | None, int, int]:
+    """Threshold, decision bits, tie capacity and bytes per sample of a keep mask."""
+    threshold = keep_threshold(p)
+    bits = decision_bits(threshold)
+    if bits is not None:
+        return threshold, bits, 0, -(-per_sample * bits // 8)
+    capacity = tie_capacity(per_sample) if capacity is None else capacity
+    return threshold, bits, capacity, per_sample + _TIE_BYTES * capacity
+
+
 def bernoulli_keep(
     seed: int,
     stream: int,
@@ -263,13 +273,7 @@ def bernoulli_keep(
     ``shape``'s number of elements; a buffer reused across chunks costs no fresh pages).
     ``capacity`` overrides :func:`tie_capacity` (tests)."""
     per_sample = shape.numel() // n_samples
-    threshold = keep_threshold(p)
-    bits = decision_bits(threshold)
-    if bits is None:
-        capacity = tie_capacity(per_sample) if capacity is None else capacity
-        n_bytes = per_sample + _TIE_BYTES * capacity
-    else:
-        capacity, n_bytes = 0, -(-per_sample * bits // 8)
+    threshold, bits, capacity, n_bytes = _keep_layout(per_sample, p, capacity)
     numpy = _use_numpy(device, backend)
 
     def overflow(elements):
@@ -291,6 +295,25 @@ def bernoulli_keep(
     # bool -> float copies take a slow casting loop; uint8 -> float is vectorised
     mask = out.view(keep.shape).copy_(keep.to(out.device).view(torch.uint8))
     return (mask if scale == 1.0 else mask.mul_(scale)).view(shape)
+
+
+def multiply_by_keep(
+    seed: int, stream: int, site: int, first_sample: int, n_samples: int, target: np.ndarray, p: float, scale: float
+) -> None:
+    """``target *= keep * scale`` in place (a float NumPy array ``(n_samples, per_sample)``), with
+    the keep decisions :func:`bernoulli_keep` makes for the same arguments; the CPU path that
+    needs no float mask: a bool multiply and a scalar one over ``target``."""
+    per_sample = target.shape[1]
+    threshold, bits, capacity, n_bytes = _keep_layout(per_sample, p)
+
+    def overflow(elements):
+        return _overflow_tie_values(seed, stream, site, elements, "cpu", True)
+
+    raw = _sample_bytes_numpy(_site_key(seed, stream, site), first_sample, n_samples, n_bytes)
+    keep = _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
+    np.multiply(target, keep, out=target)
+    if scale != 1.0:
+        np.multiply(target, target.dtype.type(scale), out=target)
 
 
 def standard_normal(

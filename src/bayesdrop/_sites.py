@@ -172,6 +172,12 @@ class Noise:
     def normal(self, site: int, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
         raise NotImplementedError
 
+    def keep_in_place(self, site: int, x: Tensor, p: float, scale: float) -> bool:
+        """Multiply ``x`` (contiguous, one keep decision per element) by ``keep * scale`` in
+        place, the same values as with :meth:`keep_mask`, if this source can do so without a
+        mask tensor; False (nothing done) otherwise."""
+        return False
+
     n_samples: int = 1
     consistent: bool = False  # the same noise for every row of a sample
 
@@ -195,6 +201,13 @@ class CounterNoise(Noise):
         return _rng.standard_normal(
             self.seed, self.stream, site, self.first_sample, self.n_samples, shape, dtype, device
         )
+
+    def keep_in_place(self, site, x, p, scale):
+        if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous():
+            return False
+        target = x.detach().numpy().reshape(self.n_samples, -1)
+        _rng.multiply_by_keep(self.seed, self.stream, site, self.first_sample, self.n_samples, target, p, scale)
+        return True
 
 
 class TorchNoise(Noise):
@@ -309,6 +322,9 @@ class StochasticMode(TorchFunctionMode):
             )  # a batch of one replicates as a stride-0 view of the prefix's output: never written
             if shape.numel() >= _FLOAT_MASK_ELEMENTS:
                 folded = x.dtype in (torch.float32, torch.float64)
+                # one pass less: keep decisions applied to x itself, no float mask
+                if overwrite and folded and shape == x.shape and noise.keep_in_place(site, x, p, scale):
+                    return x
                 buffer = self._buffer(site, shape, x.dtype, x.device)
                 mask = noise.keep_mask(site, shape, p, x.device, buffer, scale if folded else 1.0)
                 result = x.mul_(mask) if overwrite else x * mask
