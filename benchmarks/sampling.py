@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/sampling.py`` (``--quick`` for fewer repeats).
 All three approaches run in this one process on the same machine, on the same model and input;
-the table prints times and ratios. "plain replication" is what TorchUncertainty and baal do:
+the table prints times (medians; plain replication, bayesdrop and the limit in interleaved
+rounds) and ratios. "plain replication" is what TorchUncertainty and baal do:
 the whole model on T stacked copies of the batch, dropout modules in train mode.
 
 CPU cases (targets from the project's issues 2 and 11):
@@ -100,6 +101,31 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def timed_together(fns: dict, repeats: int, slow_repeats: int) -> dict:
+    """Median seconds of each function, run in interleaved rounds, so that the drift of a shared
+    machine hits them alike. A function whose warm-up took over a second runs ``slow_repeats``
+    times, the others ``repeats`` times."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    runs = {}
+    for key, fn in fns.items():
+        start = time.perf_counter()
+        fn()  # warm-up (and, for bayesdrop, the one-time probe of the model)
+        runs[key] = slow_repeats if time.perf_counter() - start > 1.0 else repeats
+    times = {key: [] for key in fns}
+    for round_index in range(max(runs.values())):
+        for key, fn in fns.items():
+            if round_index >= runs[key]:
+                continue
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
 def case(name, model, x, samples, task, repeats, slow_repeats, device="cpu"):
     model = model.to(device).eval()
     x = x.to(device)
@@ -108,10 +134,14 @@ def case(name, model, x, samples, task, repeats, slow_repeats, device="cpu"):
     print(f"[{name}] timing ...", file=sys.stderr, flush=True)
     rows["one deterministic forward"] = timed(lambda: deterministic(model, x, samples), repeats)
     rows["naive Python loop"] = timed(lambda: naive_loop(model, x, samples), slow_repeats)
-    rows["plain batch replication"] = timed(lambda: plain_replication(model, x, samples), slow_repeats)
-    rows["bayesdrop"] = timed(lambda: mc.predict(x, samples=samples, seed=0), repeats)
+    compared = {
+        "plain batch replication": lambda: plain_replication(model, x, samples),
+        "bayesdrop": lambda: mc.predict(x, samples=samples, seed=0),
+    }
+    mc.predict(x, samples=2, seed=0)  # the probe decides the route
     if mc._runtime.route.kind == "fx":
-        rows["limit"] = timed(lambda: prefix_once_limit(mc, model, x, samples), repeats)
+        compared["limit"] = lambda: prefix_once_limit(mc, model, x, samples)
+    rows.update(timed_together(compared, repeats, slow_repeats))
     return {
         "case": name,
         "samples": samples,
@@ -209,7 +239,7 @@ def main() -> None:
     if args.memory_child:
         memory_child(args.memory_child)
         return
-    repeats, slow = (3, 1) if args.quick else (5, 2)
+    repeats, slow = (3, 1) if args.quick else (7, 2)
     device = torch.device(args.device)
     torch.manual_seed(0)
 
