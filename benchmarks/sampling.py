@@ -86,44 +86,33 @@ def prefix_once_limit(mc, model, x, samples):
     return torch.softmax(out, -1).reshape(samples, x.shape[0], -1).mean(0)
 
 
-def timed(fn, repeats: int) -> float:
+def seconds(fn) -> float:
+    """Wall time of one call (the GPU synchronised on both sides)."""
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    fn()  # warm-up (and, for bayesdrop, the one-time probe of the model)
-    times = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def timed_together(fns: dict, repeats: int, slow_repeats: int) -> dict:
     """Median seconds of each function, run in interleaved rounds, so that the drift of a shared
-    machine hits them alike. A function whose warm-up took over a second runs ``slow_repeats``
-    times, the others ``repeats`` times."""
-    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    runs = {}
-    for key, fn in fns.items():
-        start = time.perf_counter()
-        fn()  # warm-up (and, for bayesdrop, the one-time probe of the model)
-        runs[key] = slow_repeats if time.perf_counter() - start > 1.0 else repeats
+    machine hits them alike. A function whose warm-up (for bayesdrop also the one-time probe of
+    the model) took over a second runs ``slow_repeats`` times, the others ``repeats`` times."""
+    runs = {key: slow_repeats if seconds(fn) > 1.0 else repeats for key, fn in fns.items()}
     times = {key: [] for key in fns}
     for round_index in range(max(runs.values())):
         for key, fn in fns.items():
-            if round_index >= runs[key]:
-                continue
-            if cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if cuda:
-                torch.cuda.synchronize()
-            times[key].append(time.perf_counter() - start)
+            if round_index < runs[key]:
+                times[key].append(seconds(fn))
     return {key: statistics.median(t) for key, t in times.items()}
+
+
+def timed(fn, repeats: int) -> float:
+    return timed_together({"fn": fn}, repeats, repeats)["fn"]
 
 
 def case(name, model, x, samples, task, repeats, slow_repeats, device="cpu"):
