@@ -324,23 +324,12 @@ _INPLACE_FLAG_MODULES = (
 )  # fmt: skip
 
 
-def _relu_in_place_without_grad(x: Tensor) -> Tensor:
-    return torch.relu(x) if torch.is_grad_enabled() else x.relu_()
+def _in_place_without_grad(x: Tensor, name: str) -> Tensor:
+    """``torch.<name>(x)`` with autograd on, ``x.<name>_()`` (overwriting ``x``) without."""
+    return getattr(torch, name)(x) if torch.is_grad_enabled() else getattr(x, name + "_")()
 
 
-def _tanh_in_place_without_grad(x: Tensor) -> Tensor:
-    return torch.tanh(x) if torch.is_grad_enabled() else x.tanh_()
-
-
-def _sigmoid_in_place_without_grad(x: Tensor) -> Tensor:
-    return torch.sigmoid(x) if torch.is_grad_enabled() else x.sigmoid_()
-
-
-_IN_PLACE_WITHOUT_GRAD = {
-    "relu": _relu_in_place_without_grad,
-    "tanh": _tanh_in_place_without_grad,
-    "sigmoid": _sigmoid_in_place_without_grad,
-}
+_IN_PLACE_ACTIVATIONS = ("relu", "tanh", "sigmoid")
 _ACTIVATION_FUNCTIONS = {torch.relu: "relu", F.relu: "relu", torch.tanh: "tanh", torch.sigmoid: "sigmoid"}
 _ACTIVATION_MODULES = ((nn.ReLU, "relu"), (nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid"))
 
@@ -354,7 +343,7 @@ def _activation(node: fx.Node, gm: fx.GraphModule) -> str | None:
             extra["inplace"] = node.args[1]
         plain = len(node.args) in (1, 1 + (node.target is F.relu)) and extra in ({}, {"inplace": False})
         return _ACTIVATION_FUNCTIONS[node.target] if plain else None
-    if node.op == "call_method" and node.target in _IN_PLACE_WITHOUT_GRAD and len(node.args) == 1 and not node.kwargs:
+    if node.op == "call_method" and node.target in _IN_PLACE_ACTIVATIONS and len(node.args) == 1 and not node.kwargs:
         return node.target
     if node.op == "call_module":
         module = gm.get_submodule(node.target)
@@ -375,7 +364,7 @@ def _activations_in_place(gm: fx.GraphModule) -> None:
         if kind is None or not isinstance(source, fx.Node) or source.op == "placeholder" or not _owned(source, gm):
             continue
         with gm.graph.inserting_after(node):
-            replacement = gm.graph.call_function(_IN_PLACE_WITHOUT_GRAD[kind], (source,))
+            replacement = gm.graph.call_function(_in_place_without_grad, (source, kind))
         node.replace_all_uses_with(replacement)
         gm.graph.erase_node(node)
         changed = True
@@ -398,7 +387,7 @@ def _owned(node: fx.Node, gm: fx.GraphModule) -> bool:
         if node.target in _INPLACE_ARGUMENT_FUNCTIONS:
             bound = inspect.signature(node.target).bind_partial(*node.args, **node.kwargs).arguments
             return not bound.get("inplace", False) or (source is not None and _owned(source, gm))
-        if node.target is torch.flatten or node.target in _IN_PLACE_WITHOUT_GRAD.values():
+        if node.target is torch.flatten or node.target is _in_place_without_grad:
             return source is not None and _owned(source, gm)
         return False
     if node.op == "call_method":
