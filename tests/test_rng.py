@@ -349,3 +349,72 @@ def test_keep_applied_in_place_equals_the_float_mask(p, dtype):
     target = x.clone()
     _rng.multiply_by_keep(3, 1, 4, 10, n_samples, target.numpy().reshape(n_samples, -1), p, scale)
     assert torch.equal(target, x * mask)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.25])
+def test_scratch_temporaries_are_reused_and_change_no_value(p):
+    """Temporaries kept in a scratch dict across chunks give the same masks, are reused by the
+    next chunk (no fresh pages), and never alias a bool mask that is handed back."""
+    n_samples, shape = 4, torch.Size((4 * 3, 900))
+    scratch: dict = {}
+    arrays = None
+    for first in (0, 4, 8):  # three chunks; the last one smaller reuses the same arrays
+        x = torch.randn(shape)
+        expected = x * _rng.bernoulli_keep(5, 0, 2, first, n_samples, shape, p, _CPU, torch.empty(shape), 1 / (1 - p))
+        target = x.clone()
+        _rng.multiply_by_keep(5, 0, 2, first, n_samples, target.numpy().reshape(n_samples, -1), p, 1 / (1 - p), scratch)
+        assert torch.equal(target, expected)
+        float_mask = _rng.bernoulli_keep(
+            5, 0, 2, first, n_samples, shape, p, _CPU, torch.empty(shape), 2.0, scratch=scratch
+        )
+        assert torch.equal(float_mask, 2.0 * _rng.bernoulli_keep(5, 0, 2, first, n_samples, shape, p, _CPU))
+        held = {key: id(array) for key, array in scratch.items()}
+        assert held and (arrays is None or held == arrays)
+        arrays = held
+    returned = _rng.bernoulli_keep(5, 0, 2, 0, n_samples, shape, p, _CPU, scratch=scratch)
+    before = returned.clone()
+    _rng.bernoulli_keep(5, 0, 2, 4, n_samples, shape, p, _CPU, torch.empty(shape), 1.0, scratch=scratch)
+    assert torch.equal(returned, before)  # a bool mask handed back does not live in scratch
+
+
+class _ScaleChains(nn.Module):
+    """Dropout read only by a Linear (module and F.linear): the scale can move into the weight;
+    a dropout output also read by a skip connection cannot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop_in, self.a, self.b, self.head = (
+            nn.Dropout(0.05),
+            nn.Linear(13, 40),
+            nn.Linear(40, 40),
+            nn.Linear(40, 2),
+        )
+
+    def forward(self, x):
+        h = torch.relu(self.a(self.drop_in(x)))
+        g = F.dropout(h, 0.3, self.training)
+        k = torch.relu(F.linear(g, self.b.weight, self.b.bias))
+        s = F.dropout(k, 0.5, self.training)
+        return self.head(s) + s[:, :2]  # s read twice
+
+
+def test_dropout_scale_moves_into_the_next_linear(monkeypatch):
+    from bayesdrop._sites import StochasticMode
+
+    torch.manual_seed(9)
+    model = _ScaleChains().double().eval()
+    x = torch.randn(200, 13, dtype=torch.float64)
+    mc = bd.wrap(model, task="regression", tau=1.0)
+    mc.predict(x[:4], samples=2, seed=0)
+    split = mc._runtime.route.split
+    assert len(split.linear_scaled) == 2 and split.linear_scaled < split.overwritable  # not the skip's dropout
+    owed = []
+    original = StochasticMode._owed_scale
+    monkeypatch.setattr(StochasticMode, "_owed_scale", lambda self, t: owed.append(original(self, t)) or owed[-1])
+    fast = mc.predict(x, samples=64, seed=4, keep_samples=True, chunk_size=32)
+    assert sorted({s for s in owed if s is not None}) == pytest.approx([1 / 0.95, 1 / 0.7])  # both chains taken
+    full = bd.wrap(model, task="regression", tau=1.0)
+    full.predict(x[:4], samples=2, seed=0)
+    force_full_replication(full)
+    slow = full.predict(x, samples=64, seed=4, keep_samples=True, chunk_size=32)
+    torch.testing.assert_close(fast.samples, slow.samples, rtol=1e-12, atol=1e-12)

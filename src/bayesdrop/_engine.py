@@ -155,6 +155,7 @@ def run_samples(
     scoped: bool = False,
     overwritable: frozenset[int] = frozenset(),
     consistent: bool = False,
+    linear_scaled: frozenset[int] = frozenset(),
 ) -> float | None:
     """Run ``forward`` on ``samples`` replicas of ``inputs`` and feed each chunk to ``consume``.
 
@@ -167,6 +168,7 @@ def run_samples(
         scoped: ``forward`` enters the mode itself, only where stochastic calls are made (the
             measuring pass still runs wholly under it, to see every tensor).
         overwritable: sites whose input may be overwritten (see ``StochasticMode``).
+        linear_scaled: overwritable sites whose only reader is a Linear (see ``StochasticMode``).
         consistent: every row of a sample gets the same noise (see ``CounterNoise``).
 
     Returns:
@@ -198,7 +200,13 @@ def run_samples(
             args, kwargs = inputs.replicated(n)
             noise = CounterNoise(seed, stream, done, n, consistent)
             mode = StochasticMode(
-                plan, noise, index_map, weight_ids=weight_ids, overwritable=overwritable, workspace=workspace
+                plan,
+                noise,
+                index_map,
+                weight_ids=weight_ids,
+                overwritable=overwritable,
+                workspace=workspace,
+                linear_scaled=linear_scaled,
             )
             if scoped:
                 out = forward(n, args, kwargs, mode, False)

@@ -177,12 +177,26 @@ def _below_torch(raw: torch.Tensor, bits: int, count: int, bound: int) -> torch.
     return values.reshape(raw.shape[0], -1)[:, :count] < bound
 
 
-def _below_numpy(raw: np.ndarray, bits: int, count: int, bound: int) -> np.ndarray:
-    """:func:`_below_torch` in NumPy: one comparison per field position, written in place."""
+def _scratch(scratch: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised NumPy array of ``shape`` for a temporary: a slice of the array kept in
+    ``scratch`` under ``name`` (grown as needed; a dict the engine keeps across the chunks of one
+    run, so that large temporaries do not take fresh pages from the OS every chunk), or a new one."""
+    if scratch is None:
+        return np.empty(shape, dtype)
+    count, key = math.prod(shape), ("numpy", name, np.dtype(dtype).str)
+    array = scratch.get(key)
+    if array is None or array.size < count:
+        array = scratch[key] = np.empty(count, dtype)
+    return array[:count].reshape(shape)
+
+
+def _below_numpy(raw: np.ndarray, bits: int, count: int, bound: int, scratch: dict | None = None) -> np.ndarray:
+    """:func:`_below_torch` in NumPy: one comparison per field position, written in place
+    (into ``scratch``, see :func:`_scratch`, when given)."""
     if bits == 8:
-        return raw[:, :count] < bound
+        return np.less(raw[:, :count], bound, out=_scratch(scratch, "below", (raw.shape[0], count), bool))
     fields = 8 // bits
-    out = np.empty((*raw.shape, fields), dtype=bool)
+    out = _scratch(scratch, "below", (*raw.shape, fields), bool)
     for k in range(fields):
         np.less((raw >> np.uint8(k * bits)) & np.uint8((1 << bits) - 1), bound, out=out[:, :, k])
     return out.reshape(raw.shape[0], -1)[:, :count]
@@ -224,19 +238,40 @@ def _tie_values(raw, ties, per_sample: int, capacity: int, first_sample: int, ov
     return values
 
 
-def _keep(raw, per_sample: int, threshold: int, bits, capacity: int, first_sample: int, overflow, into=None, scale=1.0):
+def _keep(
+    raw,
+    per_sample: int,
+    threshold: int,
+    bits,
+    capacity: int,
+    first_sample: int,
+    overflow,
+    into=None,
+    scale=1.0,
+    scratch=None,
+):
     """``(n, per_sample)`` bool keep decisions from the sample bytes ``raw`` (a NumPy array on
     the CPU, whose small operations cost a fraction of torch's; a tensor elsewhere). With
     ``into`` (a NumPy float array of that shape), ``keep * scale`` is written into it instead:
-    one pass from bytes to the scaled mask."""
+    one pass from bytes to the scaled mask. NumPy temporaries go into ``scratch`` (see
+    :func:`_scratch`); without ``into``, so does the returned keep array, which the caller then
+    consumes before the next use of ``scratch``."""
     numpy = isinstance(raw, np.ndarray)
     factor = None if into is None else into.dtype.type(scale)
     if bits is not None:
-        keep = (_below_numpy if numpy else _below_torch)(raw, bits, per_sample, threshold >> (32 - bits))
+        bound = threshold >> (32 - bits)
+        keep = (
+            _below_numpy(raw, bits, per_sample, bound, scratch) if numpy else _below_torch(raw, bits, per_sample, bound)
+        )
         return keep if into is None else np.multiply(keep, factor, out=into)
     lead, high = raw[:, :per_sample], threshold >> 24
-    keep = lead < high if into is None else np.multiply(lead < high, factor, out=into)
-    ties = np.flatnonzero(lead == high) if numpy else (lead == high).reshape(-1).nonzero().reshape(-1)
+    if numpy:
+        below = np.less(lead, high, out=_scratch(scratch, "below", lead.shape, bool))
+        keep = below if into is None else np.multiply(below, factor, out=into)
+        ties = np.flatnonzero(np.equal(lead, high, out=_scratch(scratch, "tie", lead.shape, bool)))
+    else:
+        keep = lead < high
+        ties = (lead == high).reshape(-1).nonzero().reshape(-1)
     if len(ties):
         values = _tie_values(raw, ties, per_sample, capacity, first_sample, overflow)
         decided = values < (threshold & 0xFFFFFF)
@@ -267,11 +302,12 @@ def bernoulli_keep(
     scale: float = 1.0,
     backend: str | None = None,
     capacity: int | None = None,
+    scratch: dict | None = None,
 ) -> torch.Tensor:
     """Keep-mask of ``shape`` (dim 0 = n_samples * rows, sample-major), P(keep) = 1 - p to
     2**-32: bool, or ``keep * scale`` written into the float tensor ``out`` (contiguous,
     ``shape``'s number of elements; a buffer reused across chunks costs no fresh pages).
-    ``capacity`` overrides :func:`tie_capacity` (tests)."""
+    ``capacity`` overrides :func:`tie_capacity` (tests); ``scratch``: see :func:`_scratch`."""
     per_sample = shape.numel() // n_samples
     threshold, bits, capacity, n_bytes = _keep_layout(per_sample, p, capacity)
     numpy = _use_numpy(device, backend)
@@ -284,9 +320,13 @@ def bernoulli_keep(
         raw = _sample_bytes_numpy(key, first_sample, n_samples, n_bytes)
         if out is not None and out.device.type == "cpu" and out.dtype in (torch.float32, torch.float64):
             into = out.view(n_samples, per_sample).numpy()
-            _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow, into, scale)
+            _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow, into, scale, scratch)
             return out.view(shape)
-        keep = torch.from_numpy(_keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow))
+        # a bool result copied into ``out`` at once may live in scratch; one returned may not
+        transient = scratch if out is not None else None
+        keep = torch.from_numpy(
+            _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow, None, 1, transient)
+        )
     else:
         raw = _sample_bytes_torch(key, first_sample, n_samples, n_bytes, device)
         keep = _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
@@ -298,11 +338,20 @@ def bernoulli_keep(
 
 
 def multiply_by_keep(
-    seed: int, stream: int, site: int, first_sample: int, n_samples: int, target: np.ndarray, p: float, scale: float
+    seed: int,
+    stream: int,
+    site: int,
+    first_sample: int,
+    n_samples: int,
+    target: np.ndarray,
+    p: float,
+    scale: float,
+    scratch: dict | None = None,
 ) -> None:
     """``target *= keep * scale`` in place (a float NumPy array ``(n_samples, per_sample)``), with
     the keep decisions :func:`bernoulli_keep` makes for the same arguments; the CPU path that
-    needs no float mask: a bool multiply and a scalar one over ``target``."""
+    needs no float mask: a bool multiply and a scalar one over ``target``. ``scratch``: see
+    :func:`_scratch`."""
     per_sample = target.shape[1]
     threshold, bits, capacity, n_bytes = _keep_layout(per_sample, p)
 
@@ -310,8 +359,8 @@ def multiply_by_keep(
         return _overflow_tie_values(seed, stream, site, elements, "cpu", True)
 
     raw = _sample_bytes_numpy(_site_key(seed, stream, site), first_sample, n_samples, n_bytes)
-    keep = _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow)
-    np.multiply(target, keep, out=target)
+    keep = _keep(raw, per_sample, threshold, bits, capacity, first_sample, overflow, scratch=scratch)
+    np.multiply(target, keep.view(np.uint8), out=target)  # 0/1 bytes: a faster loop than bool's
     if scale != 1.0:
         np.multiply(target, target.dtype.type(scale), out=target)
 

@@ -164,15 +164,23 @@ class Noise:
     """Where the random numbers come from."""
 
     def keep_mask(
-        self, site: int, shape: torch.Size, p: float, device: torch.device, out: Tensor | None = None, scale=1.0
+        self,
+        site: int,
+        shape: torch.Size,
+        p: float,
+        device: torch.device,
+        out: Tensor | None = None,
+        scale=1.0,
+        scratch: dict | None = None,
     ) -> Tensor:
-        """Keep decisions (P = 1 - p): bool, or ``keep * scale`` written into the float tensor ``out``."""
+        """Keep decisions (P = 1 - p): bool, or ``keep * scale`` written into the float tensor
+        ``out``. ``scratch``: a dict kept across chunks for temporaries (see ``_rng._scratch``)."""
         raise NotImplementedError
 
     def normal(self, site: int, shape: torch.Size, dtype: torch.dtype, device) -> Tensor:
         raise NotImplementedError
 
-    def keep_in_place(self, site: int, x: Tensor, p: float, scale: float) -> bool:
+    def keep_in_place(self, site: int, x: Tensor, p: float, scale: float, scratch: dict | None = None) -> bool:
         """Multiply ``x`` (contiguous, one keep decision per element) by ``keep * scale`` in
         place, the same values as with :meth:`keep_mask`, if this source can do so without a
         mask tensor; False (nothing done) otherwise."""
@@ -192,9 +200,19 @@ class CounterNoise(Noise):
         self.first_sample, self.n_samples = first_sample, n_samples
         self.consistent = consistent
 
-    def keep_mask(self, site, shape, p, device, out=None, scale=1.0):
+    def keep_mask(self, site, shape, p, device, out=None, scale=1.0, scratch=None):
         return _rng.bernoulli_keep(
-            self.seed, self.stream, site, self.first_sample, self.n_samples, shape, p, device, out, scale
+            self.seed,
+            self.stream,
+            site,
+            self.first_sample,
+            self.n_samples,
+            shape,
+            p,
+            device,
+            out,
+            scale,
+            scratch=scratch,
         )
 
     def normal(self, site, shape, dtype, device):
@@ -202,18 +220,20 @@ class CounterNoise(Noise):
             self.seed, self.stream, site, self.first_sample, self.n_samples, shape, dtype, device
         )
 
-    def keep_in_place(self, site, x, p, scale):
+    def keep_in_place(self, site, x, p, scale, scratch=None):
         if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or not x.is_contiguous():
             return False
         target = x.detach().numpy().reshape(self.n_samples, -1)
-        _rng.multiply_by_keep(self.seed, self.stream, site, self.first_sample, self.n_samples, target, p, scale)
+        _rng.multiply_by_keep(
+            self.seed, self.stream, site, self.first_sample, self.n_samples, target, p, scale, scratch
+        )
         return True
 
 
 class TorchNoise(Noise):
     """Noise from torch's global generator: training-time forward passes (one sample)."""
 
-    def keep_mask(self, site, shape, p, device, out=None, scale=1.0):
+    def keep_mask(self, site, shape, p, device, out=None, scale=1.0, scratch=None):
         keep = torch.rand(shape, device=device) >= p
         return keep if out is None else out.view(shape).copy_(keep.view(torch.uint8)).mul_(scale)
 
@@ -245,6 +265,9 @@ class StochasticMode(TorchFunctionMode):
             with more than one sample and no autograd, their noise is applied in place, which
             saves a fresh allocation per chunk. The values are the same either way.
         workspace: mask buffers shared by the chunks of one run (a dict the engine owns).
+        linear_scaled: overwritable sites whose output only a ``Linear`` reads (found on the
+            traced graph): when their keep decisions are applied in place, the ``1 / (1 - p)``
+            scale goes into that Linear's weight instead of a pass over the activations.
     """
 
     def __init__(
@@ -257,10 +280,13 @@ class StochasticMode(TorchFunctionMode):
         weight_ids: Mapping[int, str] | None = None,
         overwritable: frozenset[int] = frozenset(),
         workspace: dict | None = None,
+        linear_scaled: frozenset[int] = frozenset(),
     ) -> None:
         super().__init__()
         self.plan, self.noise, self.index_map = plan, noise, index_map
         self.overwritable, self.workspace = overwritable, workspace
+        self.linear_scaled = linear_scaled
+        self._unscaled: tuple[Tensor, float] | None = None  # a dropout output whose Linear owes its scale
         self.record, self.module_stack = record, module_stack
         self.weight_ids = weight_ids or {}
         self.count = 0
@@ -323,10 +349,13 @@ class StochasticMode(TorchFunctionMode):
             if shape.numel() >= _FLOAT_MASK_ELEMENTS:
                 folded = x.dtype in (torch.float32, torch.float64)
                 # one pass less: keep decisions applied to x itself, no float mask
-                if overwrite and folded and shape == x.shape and noise.keep_in_place(site, x, p, scale):
-                    return x
+                if overwrite and folded and shape == x.shape:
+                    later = site in self.linear_scaled  # the Linear reading x takes the scale into its weight
+                    if noise.keep_in_place(site, x, p, 1.0 if later else scale, self.workspace):
+                        self._unscaled = (x, scale) if later else None
+                        return x
                 buffer = self._buffer(site, shape, x.dtype, x.device)
-                mask = noise.keep_mask(site, shape, p, x.device, buffer, scale if folded else 1.0)
+                mask = noise.keep_mask(site, shape, p, x.device, buffer, scale if folded else 1.0, self.workspace)
                 result = x.mul_(mask) if overwrite else x * mask
                 return result if folded else result.mul_(scale)
             keep = noise.keep_mask(site, shape, p, x.device).view(torch.uint8)  # bool factors are slow
@@ -355,6 +384,10 @@ class StochasticMode(TorchFunctionMode):
             weight = _arg(args, kwargs, 1, "weight", None)
             if weight is not None and id(weight) in self.weight_ids:
                 return self._weight_call(func, args, kwargs)
+            if self._unscaled is not None and func is F.linear:
+                x, weight, bias = _arg(args, kwargs, 0, "input", None), weight, _arg(args, kwargs, 2, "bias", None)
+                scale = self._owed_scale(x)
+                return F.linear(x, weight if scale is None else weight * scale, bias)
             return func(*args, **kwargs)
         if func is F.multi_head_attention_forward:
             if catch:
@@ -376,6 +409,18 @@ class StochasticMode(TorchFunctionMode):
         if not active:
             return x
         return self._element_noise(x, site, rate, kind)
+
+    def _owed_scale(self, x: Tensor) -> float | None:
+        """The ``1 / (1 - p)`` a Linear reading ``x`` owes, when ``x`` is the dropout output left
+        unscaled for it (see ``linear_scaled``): its weight takes the scale,
+        ``(x * keep) (W / (1 - p))^T + b``. None otherwise."""
+        if self._unscaled is None:
+            return None
+        held, scale = self._unscaled
+        if not (isinstance(x, Tensor) and x.data_ptr() == held.data_ptr() and x.shape == held.shape):
+            return None
+        self._unscaled = None
+        return scale
 
     def _folded_dropout_linear_call(
         self, x: Tensor, p: float, weight: Tensor, bias: Tensor | None, shared: bool, counts_linear: bool = False
@@ -456,8 +501,11 @@ class StochasticMode(TorchFunctionMode):
             bias = kwargs.pop("bias", None)
         kind = self.plan.weight_kind
         site, rate, active = self._next_site(kind, self.plan.rate(0.0), func.__name__)
+        owed = self._owed_scale(x) if func is F.linear else None
         if not active:
-            return func(x, weight, bias, *rest, **kwargs)
+            return func(x, weight if owed is None else weight * owed, bias, *rest, **kwargs)
+        if owed is not None:  # not a chain linear_scaled is built for; settle the scale first
+            x = x * owed
         if kind is SiteKind.LAYER_INPUT:
             return func(self._element_noise(x, site, rate, SiteKind.DROPOUT), weight, bias, *rest, **kwargs)
         n = self._n()

@@ -52,6 +52,8 @@ class Split:
     # weights (see folded_dropout_linear); boundary values read only by a fold are not replicated.
     folded_tail: fx.GraphModule | None = None
     shared_inputs: frozenset[int] = field(default_factory=frozenset)  # positions in the boundary
+    # overwritable dropout sites whose only reader is a Linear: see StochasticMode
+    linear_scaled: frozenset[int] = field(default_factory=frozenset)
 
 
 class _Probe(fx.Interpreter):
@@ -155,6 +157,7 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
             if isinstance(source, fx.Node) and _owned(tail_env[source], tail_module):
                 overwritable.add(indices[0])
     folds = _folds(gm, graph, tail, boundary, probe.sites, probe.values, by_index, plan)
+    linear_scaled = {probe.sites[fold.dropout][0] for fold in folds.values() if fold.flatten is None} & overwritable
     folded_tail, shared_inputs = None, frozenset()
     if folds:
         shared_sources = {fold.dropout.args[0] for fold in folds.values() if fold.shared}
@@ -191,6 +194,7 @@ def build_split(gm: fx.GraphModule, plan: SitePlan, x: tuple, batch: int, weight
         prefix_nodes=count(prefix_graph),
         tail_nodes=count(tail_graph),
         overwritable=frozenset(overwritable),
+        linear_scaled=frozenset(linear_scaled),
         folded_tail=folded_tail,
         shared_inputs=shared_inputs,
     )

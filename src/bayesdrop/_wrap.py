@@ -611,6 +611,7 @@ class MCModel(nn.Module):
                 consume,
                 scoped=route.scopes is not None,
                 overwritable=route.split.overwritable if route.kind == "fx" else frozenset(),
+                linear_scaled=route.split.linear_scaled if route.kind == "fx" else frozenset(),
                 consistent=consistent,
             )
 
