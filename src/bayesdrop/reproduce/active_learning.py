@@ -202,9 +202,12 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
                 counted.add(r.folder)
                 total_cpu += r.cpu_seconds
         summary = summarize(results, exp.thresholds) if results else {}
+        # every table has labels_to_90 / labels_to_95 (null where a seed never got there), beside
+        # the experiment's own thresholds
+        table_thresholds = tuple(sorted({*exp.thresholds, 0.9, 0.95}))
         report["tables"][name] = {
             label: {k: v for k, v in entry.items() if k.startswith("labels_to_") and not k.endswith("quartiles")}
-            for label, entry in summary.items()
+            for label, entry in (summarize(results, table_thresholds) if results else {}).items()
         }
         charts = []
         if results:
