@@ -354,10 +354,9 @@ class StochasticMode(TorchFunctionMode):
                     if noise.keep_in_place(site, x, p, 1.0 if later else scale, self.workspace):
                         self._unscaled = (x, scale) if later else None
                         return x
-                buffer = self._buffer(site, shape, x.dtype, x.device)
-                mask = noise.keep_mask(site, shape, p, x.device, buffer, scale if folded else 1.0, self.workspace)
+                mask, left = self._float_keep(site, p, shape, self._buffer(site, shape, x.dtype, x.device))
                 result = x.mul_(mask) if overwrite else x * mask
-                return result if folded else result.mul_(scale)
+                return result if left == 1.0 else result.mul_(left)
             keep = noise.keep_mask(site, shape, p, x.device).view(torch.uint8)  # bool factors are slow
             return (x.mul_(keep) if overwrite else x.mul(keep)).mul_(scale)
         keep = noise.keep_mask(site, shape, p, x.device)
@@ -483,12 +482,18 @@ class StochasticMode(TorchFunctionMode):
             return 1.0 + std * self.noise.normal(site, shape, dtype, device)
         if p >= 1.0:
             return torch.zeros(shape, dtype=dtype, device=device)
+        mask, left = self._float_keep(site, p, shape, torch.empty(shape, dtype=dtype, device=device))
+        return mask if left == 1.0 else mask.mul_(left)
+
+    def _float_keep(self, site: int, p: float, shape: torch.Size, out: Tensor) -> tuple[Tensor, float]:
+        """The keep decisions of a dropout site written into the float tensor ``out`` (of
+        ``shape``'s size), and the scale still to apply: in float32/64 the mask holds
+        ``1 / (1 - p)`` itself (left: 1.0); a half-precision mask holds 0/1 and leaves the scale,
+        which rounded to half precision would change the product."""
         scale = 1.0 / (1.0 - p)
-        folded = dtype in (torch.float32, torch.float64)
-        mask = self.noise.keep_mask(
-            site, shape, p, device, torch.empty(shape, dtype=dtype, device=device), scale if folded else 1.0
-        )
-        return mask if folded else mask.mul_(scale)
+        folded = out.dtype in (torch.float32, torch.float64)
+        mask = self.noise.keep_mask(site, shape, p, out.device, out, scale if folded else 1.0, self.workspace)
+        return mask, 1.0 if folded else scale
 
     def _weight_call(self, func, args, kwargs):
         args = list(args)

@@ -18,7 +18,7 @@ from .._io import atomic_open
 from ..data import shared_data_root
 from ..data.tabular import TABULAR_DATASETS
 
-__all__ = ["write_text_atomic", "machine_description", "load_average", "default_data_root", "dataset_dir"]
+__all__ = ["write_text_atomic", "machine_description", "load_average", "dataset_dir"]
 
 _REPO = Path(__file__).resolve().parents[3]
 
@@ -50,14 +50,6 @@ def load_average() -> str:
         return f"{os.getloadavg()[0]:.1f}"
     except (AttributeError, OSError):  # pragma: no cover - not on every OS
         return "n/a"
-
-
-def default_data_root() -> Path | None:
-    """The project's shared data folder (``$BAYESDROP_SHARED_DATA`` or ``../shared/data``).
-
-    None when it does not exist; the loaders then search their usual places.
-    """
-    return shared_data_root()
 
 
 def dataset_dir(dataset: str) -> str | None:

@@ -36,10 +36,11 @@ import bayesdrop as bd
 
 from .. import training
 from .._io import atomic_open
+from ..data import shared_data_root
 from ..data.tabular import load_tabular
 from ..explain import VAEAC, ExplainConfig, clue, elbo_loss, run_explain, sensitivity, tabular_vae, ufido, vaeac_loss
 from ..models import MLP, RegressionMLP
-from ._common import _REPO, dataset_dir, default_data_root, machine_description, write_text_atomic
+from ._common import _REPO, dataset_dir, machine_description, write_text_atomic
 
 __all__ = ["REAL", "GROUND_TRUTH", "SWEEPS", "run_real", "run_ground_truth", "write_report"]
 
@@ -96,7 +97,7 @@ class _World:
 
     def __init__(self, name: str) -> None:
         folder = RUNS / "ground_truth" / name
-        data = load_tabular(name, default_data_root())
+        data = load_tabular(name, shared_data_root())
         self.name, self.folder, self.task = name, folder, data.task
         self.widths = data.widths
         self.d = sum(self.widths)

@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 
 from .._errors import expected
-from ._common import default_data_root, machine_description, write_text_atomic
+from ..data import shared_data_root
+from ._common import machine_description, write_text_atomic
 
 # the helpers are re-exported for code that imported them from here before they moved
-__all__ = ["main", "write_text_atomic", "machine_description", "default_data_root"]
+__all__ = ["main", "write_text_atomic", "machine_description"]
 
 
 def command_line(argv: Sequence[str] | None) -> str:
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads < 1:
         raise expected("--threads", "a positive integer", args.threads)
     torch.set_num_threads(args.threads)
-    root = Path(args.data) if args.data else default_data_root()
+    root = Path(args.data) if args.data else shared_data_root()
     out = Path(args.out)
     cmd = command_line(argv)
     t0 = time.perf_counter()
