@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import bayesdrop as bd
 from bayesdrop.active import (
@@ -109,6 +110,30 @@ def test_summarize_reports_labels_to_each_threshold_with_quartiles_over_seeds():
         ]
     )
     assert sorted(mixed) == ["bald, K=100", "bald, K=20"]
+
+
+def test_first_picks_profiles_the_first_acquired_items_of_each_curve_over_its_seeds():
+    torch.manual_seed(3)
+    x, y = torch.rand(40, 1, 4, 4) * 2.0, torch.arange(40) % 4  # intensities scaled by the maximum
+    first = bd.active.ActiveResult(
+        **{**_result("bald", 0, [0.5] * 3, (20, 30, 40)).to_dict(), "acquired": [[3, 7], [8], [1]]}
+    )
+    second = bd.active.ActiveResult(
+        **{**_result("bald", 1, [0.5] * 3, (20, 30, 40)).to_dict(), "acquired": [[4], [5, 6], []]}
+    )
+    other = bd.active.ActiveResult(
+        **{**_result("random", 0, [0.5] * 3, (20, 30, 40)).to_dict(), "acquired": [[0], [2], [9]]}
+    )
+    picks = bd.active.first_picks([first, second, other], x, y, picks=3)
+    intensity = x.flatten(1).double().mean(1) / x.max()
+    expected = [3, 7, 8, 4, 5, 6]  # three per seed, in acquisition order
+    assert picks["bald"]["mean_intensity"] == pytest.approx(float(intensity[expected].mean()), rel=1e-12)
+    assert picks["bald"]["class_share"] == pytest.approx(
+        [np.mean(y[expected].numpy() == c) for c in range(4)], abs=1e-3
+    )
+    assert picks["random"]["class_share"] == pytest.approx([1 / 3, 1 / 3, 1 / 3, 0.0], abs=1e-3)
+    assert picks["all items"]["class_share"] == pytest.approx([0.25] * 4)
+    assert picks["all items"]["mean_intensity"] == pytest.approx(float(intensity.mean()), rel=1e-12)
 
 
 def test_data_parts_are_disjoint_and_seeded():

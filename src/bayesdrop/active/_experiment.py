@@ -542,16 +542,8 @@ def summarize(results: Sequence[ActiveResult], thresholds: Sequence[float] = (0.
     """Per curve (heuristic, and method / K / batch where they vary): labels needed to reach
     each threshold per seed (None where never reached) with median and quartiles over the seeds
     that reached it, the learning-curve area per seed, seeds and CPU time."""
-    varying = [
-        name
-        for name in ("method", "rate", "samples", "acquire")
-        if len({json.dumps(r.config.get(name)) for r in results}) > 1
-    ]
-    groups: dict[str, list[ActiveResult]] = {}
-    for r in results:
-        groups.setdefault(group_label(r.config, varying), []).append(r)
     out: dict[str, dict] = {}
-    for label, members in groups.items():
+    for label, members in _curves(results).items():
         members = sorted(members, key=lambda r: r.config["seed"])
         entry: dict[str, Any] = {"seeds": [r.config["seed"] for r in members]}
         for t in thresholds:
@@ -564,6 +556,40 @@ def summarize(results: Sequence[ActiveResult], thresholds: Sequence[float] = (0.
         entry["final_labels"] = [r.labels[-1] for r in members]
         entry["cpu_seconds"] = [round(r.cpu_seconds, 1) for r in members]
         out[label] = entry
+    return out
+
+
+def _curves(results: Sequence[ActiveResult]) -> dict[str, list[ActiveResult]]:
+    """The runs of each curve: grouped by heuristic, and by method / rate / K / acquisition size
+    where those vary among ``results``."""
+    varying = [
+        name
+        for name in ("method", "rate", "samples", "acquire")
+        if len({json.dumps(r.config.get(name)) for r in results}) > 1
+    ]
+    groups: dict[str, list[ActiveResult]] = {}
+    for r in results:
+        groups.setdefault(group_label(r.config, varying), []).append(r)
+    return groups
+
+
+def first_picks(results: Sequence[ActiveResult], x: Tensor, y: Tensor, picks: int = 100) -> dict[str, dict]:
+    """What each curve acquires first, pooled over its seeds: the mean intensity of its first
+    ``picks`` acquired items (``x`` scaled to [0, 1] by its maximum) and their class shares,
+    beside the same for the whole of ``x`` (key ``"all items"``). ``x``: ``(N, ...)``, ``y``: ``(N,)``."""
+    scale = float(x.max()) or 1.0
+    intensity = x.flatten(1).double().mean(1) / scale
+    classes = int(y.max()) + 1
+
+    def profile(index: Tensor) -> dict[str, Any]:
+        share = torch.bincount(y[index].long(), minlength=classes).double() / len(index)
+        return {"mean_intensity": float(intensity[index].mean()), "class_share": [round(float(v), 3) for v in share]}
+
+    out = {"all items": profile(torch.arange(len(y)))}
+    for label, members in _curves(results).items():
+        index = [i for r in members for i in [j for step in r.acquired for j in step][:picks]]
+        if index:
+            out[label] = profile(torch.tensor(index))
     return out
 
 

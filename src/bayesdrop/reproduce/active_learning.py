@@ -39,6 +39,7 @@ from ..active import (
     ActiveConfig,
     ActiveResult,
     OutOfTime,
+    first_picks,
     grid_report,
     load_active_data,
     load_active_result,
@@ -239,6 +240,10 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
             lines += [grid_report(results, exp.thresholds), ""]
             for c in charts:
                 lines += [f"![{name}]({c})", ""]
+            picks = _first_picks(results, configs[0])
+            if picks:
+                report["experiments"][name]["first_picks"] = picks
+                lines += _first_picks_table(picks)
     timing = _round_timing()
     if timing:
         report["round_seconds_gal_bald"] = timing
@@ -262,6 +267,30 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
         lines += [notes.read_text()]
     write_text_atomic(out / "active_learning.md", "\n".join(lines))
     return report
+
+
+def _first_picks(results: Sequence[ActiveResult], config: ActiveConfig, picks: int = 100) -> dict[str, dict] | None:
+    """:func:`first_picks` of the runs, on the data set of ``config`` (None where the data are not here)."""
+    try:
+        data = load_active_data(replace(config, data_dir=dataset_dir(config.dataset)))
+    except (FileNotFoundError, OSError):
+        return None
+    return first_picks(results, data.x, data.y, picks)
+
+
+def _first_picks_table(picks: dict[str, dict]) -> list[str]:
+    classes = len(picks["all items"]["class_share"])
+    lines = [
+        "What each curve acquires first: its first 100 acquired items pooled over seeds (all items: the pool",
+        "and validation set), mean pixel intensity (0 to 1) and the share of each class in percent.",
+        "",
+        "| curve | mean intensity | " + " | ".join(f"class {c}" for c in range(classes)) + " |",
+        "|---|---|" + "---|" * classes,
+    ]
+    for label, entry in picks.items():
+        shares = " | ".join(f"{100 * v:.0f}" for v in entry["class_share"])
+        lines.append(f"| {label} | {entry['mean_intensity']:.3f} | {shares} |")
+    return [*lines, ""]
 
 
 def _round_timing(at: Sequence[int] = (20, 100, 500, 1000)) -> dict[int, dict[str, float]]:
