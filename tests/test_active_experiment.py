@@ -232,6 +232,8 @@ def test_cli_runs_the_grid_writes_the_table_and_charts_and_resumes(tmp_path, mon
     folder = tmp_path / "runs" / "active"
     assert (folder / "active_learning_curves.png").stat().st_size > 10_000
     assert (folder / "active_acquired.png").stat().st_size > 10_000
+    picks = json.loads((folder / "active_summary.json").read_text())["first_picks"]
+    assert sorted(picks) == ["all items", "bald", "random"] and sum(picks["bald"]["class_share"]) == pytest.approx(1)
     assert len(list(folder.glob("digits-*/result.json"))) == 2
     assert not (tmp_path / "mlflow.db").exists()
     assert main(["active", "--config", "al.yaml", *flags, "--thresholds", "0.5"]) == 0  # read back

@@ -472,6 +472,7 @@ def _cmd_active(args: argparse.Namespace) -> int:
     from .active import (
         ActiveConfig,
         active_grid,
+        first_picks,
         grid_report,
         load_active_data,
         plot_acquired,
@@ -490,11 +491,12 @@ def _cmd_active(args: argparse.Namespace) -> int:
     out = Path(configs[0].output_dir)
     table = grid_report(results, thresholds)
     print(table)
-    write_json_atomic(out / "active_summary.json", {"runs": [r.folder for r in results], "table": table})
+    data = load_active_data(configs[0])
+    summary = {"runs": [r.folder for r in results], "table": table, "first_picks": first_picks(results, data.x, data.y)}
+    write_json_atomic(out / "active_summary.json", summary)
     plot_learning_curves(
         results, thresholds=thresholds, title="Active learning", path=out / "active_learning_curves.png"
     )
-    data = load_active_data(configs[0])
     plot_acquired(results, data.x, data.y, path=out / "active_acquired.png")
     print(f"charts: {out / 'active_learning_curves.png'}, {out / 'active_acquired.png'}")
     return 0
