@@ -350,7 +350,7 @@ def multiply_by_keep(
 ) -> None:
     """``target *= keep * scale`` in place (a float NumPy array ``(n_samples, per_sample)``), with
     the keep decisions :func:`bernoulli_keep` makes for the same arguments; the CPU path that
-    needs no float mask: a bool multiply and a scalar one over ``target``. ``scratch``: see
+    needs no float mask: a multiply by the 0/1 bytes and a scalar one over ``target``. ``scratch``: see
     :func:`_scratch`."""
     per_sample = target.shape[1]
     threshold, bits, capacity, n_bytes = _keep_layout(per_sample, p)

@@ -384,9 +384,9 @@ class StochasticMode(TorchFunctionMode):
             if weight is not None and id(weight) in self.weight_ids:
                 return self._weight_call(func, args, kwargs)
             if self._unscaled is not None and func is F.linear:
-                x, weight, bias = _arg(args, kwargs, 0, "input", None), weight, _arg(args, kwargs, 2, "bias", None)
-                scale = self._owed_scale(x)
-                return F.linear(x, weight if scale is None else weight * scale, bias)
+                x, bias = _arg(args, kwargs, 0, "input", None), _arg(args, kwargs, 2, "bias", None)
+                owed = self._owed_scale(x)
+                return F.linear(x, weight if owed is None else weight * owed, bias)
             return func(*args, **kwargs)
         if func is F.multi_head_attention_forward:
             if catch:

@@ -202,13 +202,12 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
             if r.folder not in counted:
                 counted.add(r.folder)
                 total_cpu += r.cpu_seconds
-        summary = summarize(results, exp.thresholds) if results else {}
         # every table has labels_to_90 / labels_to_95 (null where a seed never got there), beside
         # the experiment's own thresholds
-        table_thresholds = tuple(sorted({*exp.thresholds, 0.9, 0.95}))
+        summary = summarize(results, sorted({*exp.thresholds, 0.9, 0.95})) if results else {}
         report["tables"][name] = {
             label: {k: v for k, v in entry.items() if k.startswith("labels_to_") and not k.endswith("quartiles")}
-            for label, entry in (summarize(results, table_thresholds) if results else {}).items()
+            for label, entry in summary.items()
         }
         charts = []
         if results:
@@ -241,9 +240,8 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
             for c in charts:
                 lines += [f"![{name}]({c})", ""]
             picks = _first_picks(results, configs[0])
-            if picks:
-                report["experiments"][name]["first_picks"] = picks
-                lines += _first_picks_table(picks)
+            report["experiments"][name]["first_picks"] = picks
+            lines += _first_picks_table(picks)
     timing = _round_timing()
     if timing:
         report["round_seconds_gal_bald"] = timing
@@ -269,20 +267,20 @@ def write_report(names: Sequence[str] = tuple(EXPERIMENTS), out: Path = RESULTS)
     return report
 
 
-def _first_picks(results: Sequence[ActiveResult], config: ActiveConfig, picks: int = 100) -> dict[str, dict] | None:
-    """:func:`first_picks` of the runs, on the data set of ``config`` (None where the data are not here)."""
-    try:
-        data = load_active_data(replace(config, data_dir=dataset_dir(config.dataset)))
-    except (FileNotFoundError, OSError):
-        return None
-    return first_picks(results, data.x, data.y, picks)
+_FIRST_PICKS = 100  # acquired items per seed that the "acquires first" tables look at
+
+
+def _first_picks(results: Sequence[ActiveResult], config: ActiveConfig) -> dict[str, dict]:
+    """:func:`first_picks` of the runs, on the data set of ``config`` (read as the charts read it)."""
+    data = load_active_data(replace(config, data_dir=dataset_dir(config.dataset)))
+    return first_picks(results, data.x, data.y, _FIRST_PICKS)
 
 
 def _first_picks_table(picks: dict[str, dict]) -> list[str]:
     classes = len(picks["all items"]["class_share"])
     lines = [
-        "What each curve acquires first: its first 100 acquired items pooled over seeds (all items: the pool",
-        "and validation set), mean pixel intensity (0 to 1) and the share of each class in percent.",
+        f"What each curve acquires first: its first {_FIRST_PICKS} acquired items per seed, pooled (all items:",
+        "the pool and validation set), mean pixel intensity (0 to 1) and the share of each class in percent.",
         "",
         "| curve | mean intensity | " + " | ".join(f"class {c}" for c in range(classes)) + " |",
         "|---|---|" + "---|" * classes,
